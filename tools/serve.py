@@ -1,7 +1,7 @@
 """`make run`: the database, the schema and demo data, and `chalice local`.
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
-data in .pgdata/ (kept between runs). Ctrl-C or SIGTERM stops the API and the
+data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder). Ctrl-C or SIGTERM stops the API and the
 embedded database this command started.
 """
 
@@ -24,7 +24,8 @@ def main() -> int:
     server = None
     url = os.environ.get("DATABASE_URL")
     if not url:
-        server = devdb.start_embedded(devdb.LOCAL_PGDATA, keep=True)
+        pgdata = Path(os.environ.get("DELIVERY_PGDATA", devdb.LOCAL_PGDATA))
+        server = devdb.start_embedded(pgdata.resolve(), keep=True)
         url = server.get_uri()
     devdb.apply_sql(url, devdb.SCHEME)
     devdb.apply_sql(url, devdb.DEMO)

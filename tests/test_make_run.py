@@ -1,0 +1,51 @@
+"""`make run` on its own: embedded database, schema, demo data, chalice local; SIGTERM stops all."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+from tests.conftest import ROOT, free_port
+
+
+def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm():
+    port = free_port()
+    pgdata = Path(tempfile.mkdtemp(prefix="make-run-")) / "pgdata"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env.update(PORT=str(port), DELIVERY_PGDATA=str(pgdata))
+    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(base + "/", timeout=1).text == "OK":
+                    break
+            except requests.RequestException:
+                pass
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "make run did not serve within 60 s"
+            time.sleep(0.3)
+        login = requests.post(base + "/auth", json={"username": "courier", "password": "pass"},
+                              timeout=10)
+        assert login.status_code == 200 and login.json()["courier_id"] == 1
+        assert (pgdata / "postmaster.pid").exists()
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 15
+    while (pgdata / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not (pgdata / "postmaster.pid").exists(), "the embedded database kept running"
+    assert (pgdata / "PG_VERSION").exists(), "the data folder is kept between runs"
+    try:
+        requests.get(base + "/", timeout=1)
+        raise AssertionError("the API still answers after SIGTERM")
+    except requests.ConnectionError:
+        pass

@@ -3,6 +3,7 @@ database call through chalicelib.conn, and shapes the response."""
 
 import json
 import os
+from urllib.parse import unquote
 
 from chalice import (BadRequestError, Chalice, ForbiddenError, Response,
                      TooManyRequestsError, UnauthorizedError)
@@ -79,7 +80,7 @@ def login() -> Response:
         raise BadRequestError("username: is required")
     if not isinstance(password, str) or not password:
         raise BadRequestError("password: is required")
-    found = conn.rows("login_lookup", username[:64])
+    found = conn.rows("login_lookup", validation.storable(username, "username")[:64])
     user_id, stored, locked_seconds = found[0] if found else (None, None, 0)
     if locked_seconds:
         return _locked_out(locked_seconds)
@@ -169,8 +170,9 @@ def assign(did: str, cid: str) -> Response:
 
 @app.route("/revenue/{from}/{to}", methods=["GET"], content_types=[])
 def revenue(**window: str) -> Response:
-    start = validation.instant(window.get("from"), "from")
-    end = validation.instant(window.get("to"), "to")
+    # Path parameters arrive percent-encoded ("%2B02:00" for "+02:00").
+    start = validation.instant(unquote(window.get("from") or ""), "from")
+    end = validation.instant(unquote(window.get("to") or ""), "to")
     if start > end:
         raise BadRequestError("from: must not be after to")
     return web.json_response(_authed("courier_revenue", start, end))

@@ -58,6 +58,11 @@ def text(body: dict[str, Any], field: str, min_len: int, max_len: int,
         raise BadRequestError(f"{field}: must be a string")
     if not min_len <= len(value) <= max_len:
         raise BadRequestError(f"{field}: must be {min_len} to {max_len} characters long")
+    return storable(value, field)
+
+
+def storable(value: str, field: str) -> str:
+    """A string Postgres can take: no NUL characters, no lone surrogates."""
     if "\x00" in value:
         raise BadRequestError(f"{field}: must not contain NUL characters")
     try:

@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test lint migrate clean
+.PHONY: run test lint migrate package bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,5 +27,23 @@ lint: $(VENV)/.installed
 migrate: $(VENV)/.installed
 	$(PY) -m tools.devdb migrate
 
+# `make package`: the prod stage as a SAM template and a deployment zip in
+# $(PACKAGE_DIR). Chalice downloads Linux (manylinux x86_64) wheels of
+# requirements.txt from PyPI (offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=<wheels>);
+# the region only names the template's target, no AWS service is contacted. The
+# Lambda runtime follows this venv's Python (chalice derives it).
+PACKAGE_DIR ?= build/package
+package: $(VENV)/.installed
+	rm -rf $(PACKAGE_DIR)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod $(PACKAGE_DIR)
+	@$(PY) -c 'import os, sys; print(f"{sys.argv[1]}: {os.path.getsize(sys.argv[1]) / 2**20:.1f} MiB")' $(PACKAGE_DIR)/deployment.zip
+
+# `make bench`: every endpoint through the Lambda entry point against the floor
+# of one bare round trip, at 10k, 100k and 1M deliveries (a few minutes; figures
+# in bench/results/). A quick run: make bench BENCH_ARGS="--sizes 10000 --seconds 0.5"
+BENCH_ARGS ?=
+bench: $(VENV)/.installed
+	$(PY) -m bench.run $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build

@@ -5,8 +5,14 @@ import json
 import os
 from urllib.parse import unquote
 
-from chalice import (BadRequestError, Chalice, ForbiddenError, Response,
-                     TooManyRequestsError, UnauthorizedError)
+from chalice import (
+    BadRequestError,
+    Chalice,
+    ForbiddenError,
+    Response,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 
 from chalicelib import conn, credentials, validation, web
 from chalicelib.errors import error_response

@@ -89,7 +89,8 @@ SELECT CASE WHEN r.g %% %(big)s = 0 THEN 1 ELSE 2 + (random() * (%(senders)s - 2
 
 def load_people(conn: psycopg2.extensions.connection, login_hash: str) -> None:
     with conn.cursor() as cur:
-        cur.execute(_PEOPLE, {"senders": SENDERS, "couriers": COURIERS, "no_hash": _NO_PASSWORD_HASH,
+        cur.execute(_PEOPLE, {"senders": SENDERS, "couriers": COURIERS,
+                              "no_hash": _NO_PASSWORD_HASH,
                               "login_username": LOGIN_USERNAME, "login_hash": login_hash})
 
 

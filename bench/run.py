@@ -400,7 +400,8 @@ def cold_start(runs: int) -> dict[str, Any]:
     base = statistics.median(samples["chalice, psycopg2"])
     app_ms = statistics.median(samples["app"])
     # Where the app's import time goes beyond chalice and psycopg2 (one run, -X importtime).
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import chalice, psycopg2; import app"],
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c",
+                          "import chalice, psycopg2; import app"],
                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     extra = _importtime_after(out.stderr, "psycopg2")
     return {
@@ -629,7 +630,8 @@ def markdown(result: dict[str, Any]) -> str:
           f"{_num(r['ratio_to_floor'], 3)} | {_num(r['direct_sql_rps'], 0)} | "
           f"{_num(r['python_share'], 2)} |\n")
     if len(sizes) > 1:
-        w("\np50 latency (ms) by data size, and x floor (requests/s over the interleaved floor):\n\n")
+        w("\np50 latency (ms) by data size, and x floor "
+          "(requests/s over the interleaved floor):\n\n")
         w("| endpoint | " + " | ".join(f"{int(s):,}" for s in sizes)
           + f" | p50 {int(sizes[-1]):,} / {int(sizes[0]):,} | "
           + " | ".join(f"x floor {int(s):,}" for s in sizes) + " |\n")
@@ -644,7 +646,8 @@ def markdown(result: dict[str, Any]) -> str:
     cold = result.get("cold_start")
     if cold:
         w(f"\nCold start (median of {cold['runs']} fresh interpreters): `import app` "
-          f"{cold['app_ms']:.1f} ms, `import chalice, psycopg2` {cold['chalice_psycopg2_ms']:.1f} ms"
+          f"{cold['app_ms']:.1f} ms, "
+          f"`import chalice, psycopg2` {cold['chalice_psycopg2_ms']:.1f} ms"
           f" = {cold['ratio']:.2f}x.\n")
     pkg = result.get("package")
     if pkg:

@@ -14,7 +14,6 @@ import threading
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
-
 from chalice import BadRequestError
 
 from chalicelib.errors import SQLSTATE_ERRORS, ServiceUnavailableError

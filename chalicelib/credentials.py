@@ -21,7 +21,8 @@ _TOKEN_RE = re.compile(r"[0-9a-f]{40}")
 # Verified against when a username is unknown, so that an unknown username
 # costs the same scrypt work as a wrong password. Its key matches no password
 # anyone knows.
-_DUMMY_HASH = "scrypt$16384$8$5$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+_DUMMY_HASH = ("scrypt$16384$8$5$AAAAAAAAAAAAAAAAAAAAAA=="
+               "$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
@@ -33,9 +34,9 @@ def hash_password(password: str) -> str:
     """A self-describing scrypt hash: scrypt$N$r$p$salt$key (base64)."""
     salt = os.urandom(16)
     key = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
-    return "scrypt${}${}${}${}${}".format(
-        SCRYPT_N, SCRYPT_R, SCRYPT_P,
-        base64.b64encode(salt).decode(), base64.b64encode(key).decode())
+    fields = ("scrypt", SCRYPT_N, SCRYPT_R, SCRYPT_P,
+              base64.b64encode(salt).decode(), base64.b64encode(key).decode())
+    return "$".join(str(field) for field in fields)
 
 
 def verify_password(password: str, stored: str | None) -> bool:

@@ -1,8 +1,15 @@
 """HTTP errors in Chalice's standard body, and the SQLSTATE -> HTTP table."""
 
-from chalice import (BadRequestError, ChaliceViewError, ConflictError,
-                     ForbiddenError, NotFoundError, Response,
-                     TooManyRequestsError, UnauthorizedError)
+from chalice import (
+    BadRequestError,
+    ChaliceViewError,
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    Response,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 
 
 class PayloadTooLargeError(ChaliceViewError):

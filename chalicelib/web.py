@@ -9,7 +9,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from chalice import Response, UnauthorizedError
 from chalice.app import Request

@@ -1,8 +1,8 @@
 """`make run`: the database, the schema and demo data, and `chalice local`.
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
-data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder). Ctrl-C or SIGTERM stops the API and the
-embedded database this command started.
+data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder).
+Ctrl-C or SIGTERM stops the API and the embedded database this command started.
 """
 
 import os

@@ -8,6 +8,7 @@ same API process (no restart) serves again, over the same keep-alive connection
 and over new ones, and every delivery acknowledged before the outage is there.
 """
 
+import shutil
 import statistics
 import tempfile
 import time
@@ -27,7 +28,7 @@ MAX_503_SECONDS = 5.0
 _figures: list[float] = []
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_server() -> Iterator[Any]:
     pgdata = Path(tempfile.mkdtemp(prefix="delivery-outage-")) / "pgdata"
     server = devdb.start_embedded(pgdata, keep=False)
@@ -36,7 +37,8 @@ def private_server() -> Iterator[Any]:
     finally:
         if not _running(server):
             server.ensure_postgres_running()
-        server.cleanup()
+        server.cleanup()  # stops the server and deletes pgdata
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 def _running(server: Any) -> bool:

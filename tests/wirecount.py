@@ -73,7 +73,8 @@ class StatementCounter:
         started = False  # the startup message has no type byte
         try:
             while data := client.recv(65536):
-                server.sendall(data)
+                # Record before forwarding: the reply (and so the test's next
+                # look at the count) can only come after the server has it.
                 buffer += data
                 while True:
                     head = 4 if not started else 5
@@ -94,6 +95,7 @@ class StatementCounter:
                     elif kind == b"P":
                         _, _, rest = body.partition(b"\x00")
                         self._record(rest.split(b"\x00", 1)[0].decode(errors="replace"))
+                server.sendall(data)
         except OSError:
             pass
         finally:

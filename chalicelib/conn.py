@@ -7,6 +7,7 @@ Every call is a single `SELECT * FROM fn(...)` in autocommit mode: no BEGIN,
 no COMMIT, one round trip.
 """
 
+import logging
 import os
 import select
 import threading
@@ -19,6 +20,7 @@ from chalice import BadRequestError
 from chalicelib.errors import SQLSTATE_ERRORS, ServiceUnavailableError
 
 _local = threading.local()
+_log = logging.getLogger("delivery_api.db")
 _sql_cache: dict[tuple[str, int], str] = {}
 
 # Serialization failures and deadlocks roll the whole statement back, so one
@@ -31,6 +33,13 @@ def _settings() -> dict[str, object]:
     kwargs: dict[str, object] = {
         "connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT", "3")),
         "application_name": "delivery-api",
+        # A peer that vanishes mid-request (TCP only) is noticed in seconds,
+        # not after the Lambda timeout.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": int(os.environ.get("DB_TCP_USER_TIMEOUT_MS", "10000")),
     }
     timeout_ms = int(os.environ.get("DB_STATEMENT_TIMEOUT_MS", "5000"))
     if timeout_ms > 0:
@@ -71,9 +80,14 @@ def connection() -> psycopg2.extensions.connection:
         try:
             conn = _open()
         except psycopg2.Error as exc:
+            _log.warning("database unavailable: cannot connect: %s", _first_line(exc))
             raise ServiceUnavailableError("database: unavailable") from exc
         _local.conn = conn
     return conn
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def drop() -> None:
@@ -118,6 +132,7 @@ def rows(fn: str, *args: object) -> list[tuple]:
                 raise BadRequestError(exc.diag.message_primary or "invalid input") from None
             if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
                     or code.startswith(("08", "57", "53")):
+                _log.warning("database unavailable: %s %s", code or "-", _first_line(exc))
                 drop()
                 raise ServiceUnavailableError("database: unavailable") from None
             raise

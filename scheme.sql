@@ -2,7 +2,7 @@
 --
 -- This file is a migration, not a reset: it never drops a table, and applying
 -- it again to a live database changes nothing and loses nothing. It needs no
--- extension (sha256() and identity columns are built in; PostgreSQL 11+).
+-- extension (sha256() and identity columns are built in; PostgreSQL 12+).
 -- It runs in one transaction under an advisory lock, so two deployments that
 -- apply it at the same time do not interleave.
 
@@ -74,6 +74,30 @@ CREATE INDEX IF NOT EXISTS deliveries_courier_sender_idx
 -- The daily limit and the revenue: an index-only range scan per courier.
 CREATE INDEX IF NOT EXISTS deliveries_courier_assigned_idx
     ON deliveries (courier_id, assigned_at) INCLUDE (cost) WHERE courier_id IS NOT NULL;
+
+-- Revenue per courier and UTC day, kept by the triggers on deliveries below,
+-- so that a year of revenue sums at most 366 rows however many deliveries
+-- there are. Created, and filled from the deliveries already there, once.
+DO $$
+BEGIN
+    IF to_regclass('courier_daily_revenue') IS NULL THEN
+        -- Writers wait until the triggers exist (end of this transaction).
+        LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
+        CREATE TABLE courier_daily_revenue (
+            courier_id bigint NOT NULL,
+            day        date NOT NULL,
+            deliveries integer NOT NULL,
+            revenue    numeric(16, 2) NOT NULL,
+            CONSTRAINT courier_daily_revenue_pkey
+                PRIMARY KEY (courier_id, day) INCLUDE (deliveries, revenue)
+        );
+        INSERT INTO courier_daily_revenue (courier_id, day, deliveries, revenue)
+        SELECT courier_id, (assigned_at AT TIME ZONE 'UTC')::date, count(*), sum(cost)
+          FROM deliveries
+         WHERE courier_id IS NOT NULL
+         GROUP BY 1, 2;
+    END IF;
+END $$;
 
 -- ---------------------------------------------------------------- errors
 -- A function that refuses raises one of these SQLSTATEs; chalicelib/errors.py
@@ -522,12 +546,72 @@ END $$;
 
 -- ---------------------------------------------------------------- revenue
 
--- Couriers only: the count and sum of cost of their deliveries assigned in [from, to).
+-- courier_daily_revenue follows every change of deliveries. Inserted rows are
+-- added per statement (a bulk load is one aggregate); an update that moves a
+-- delivery's courier, time or cost, and a delete, per row. The rows of one
+-- change are locked in key order, so that concurrent changes cannot deadlock.
+CREATE OR REPLACE FUNCTION courier_daily_revenue_add() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO courier_daily_revenue AS r (courier_id, day, deliveries, revenue)
+    SELECT n.courier_id, (n.assigned_at AT TIME ZONE 'UTC')::date, count(*), sum(n.cost)
+      FROM inserted n
+     WHERE n.courier_id IS NOT NULL
+     GROUP BY 1, 2
+     ORDER BY 1, 2
+    ON CONFLICT (courier_id, day) DO UPDATE
+       SET deliveries = r.deliveries + excluded.deliveries,
+           revenue = r.revenue + excluded.revenue;
+    RETURN NULL;
+END $$;
+
+CREATE OR REPLACE FUNCTION courier_daily_revenue_move() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- NEW reads as NULL for a delete.
+    INSERT INTO courier_daily_revenue AS r (courier_id, day, deliveries, revenue)
+    SELECT m.courier_id, m.day, sum(m.n), sum(m.amount)
+      FROM (VALUES (OLD.courier_id, (OLD.assigned_at AT TIME ZONE 'UTC')::date, -1, -OLD.cost),
+                   (NEW.courier_id, (NEW.assigned_at AT TIME ZONE 'UTC')::date, 1, NEW.cost))
+           AS m (courier_id, day, n, amount)
+     WHERE m.courier_id IS NOT NULL
+     GROUP BY m.courier_id, m.day
+     ORDER BY m.courier_id, m.day
+    ON CONFLICT (courier_id, day) DO UPDATE
+       SET deliveries = r.deliveries + excluded.deliveries,
+           revenue = r.revenue + excluded.revenue;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS courier_daily_revenue_insert ON deliveries;
+CREATE TRIGGER courier_daily_revenue_insert AFTER INSERT ON deliveries
+    REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION courier_daily_revenue_add();
+DROP TRIGGER IF EXISTS courier_daily_revenue_update ON deliveries;
+CREATE TRIGGER courier_daily_revenue_update AFTER UPDATE OF courier_id, assigned_at, cost
+    ON deliveries FOR EACH ROW
+    WHEN (OLD.courier_id IS DISTINCT FROM NEW.courier_id
+          OR OLD.assigned_at IS DISTINCT FROM NEW.assigned_at
+          OR OLD.cost IS DISTINCT FROM NEW.cost)
+    EXECUTE FUNCTION courier_daily_revenue_move();
+DROP TRIGGER IF EXISTS courier_daily_revenue_delete ON deliveries;
+CREATE TRIGGER courier_daily_revenue_delete AFTER DELETE ON deliveries
+    FOR EACH ROW WHEN (OLD.courier_id IS NOT NULL)
+    EXECUTE FUNCTION courier_daily_revenue_move();
+
+-- Couriers only: the count and sum of cost of their deliveries assigned in
+-- [from, to). The whole UTC days inside come from courier_daily_revenue, the
+-- part-days at either end from the deliveries themselves.
 CREATE OR REPLACE FUNCTION courier_revenue(p_token bytea, p_from timestamptz, p_to timestamptz,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_days_from timestamptz;  -- the first UTC midnight at or after p_from
+    v_days_to timestamptz;    -- the last UTC midnight at or before p_to
+    v_edge timestamptz;       -- where the part-day at the start ends
+    v_count bigint;
+    v_sum numeric;
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
     IF NOT FOUND THEN
@@ -540,16 +624,33 @@ BEGIN
         PERFORM api_fail(400, 'from: must not be after to');
     END IF;
     caller_id := c.user_id;
-    body := (
-        SELECT json_build_object(
-            'courier_id', c.courier_id,
-            'from', rfc3339(p_from),
-            'to', rfc3339(p_to),
-            'deliveries', count(*),
-            'revenue', coalesce(sum(d.cost), 0)::numeric(14, 2)::text)
-          FROM deliveries d
-         WHERE d.courier_id = c.courier_id
-           AND d.assigned_at >= p_from AND d.assigned_at < p_to);
+    v_days_from := date_trunc('day', p_from AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    IF v_days_from < p_from THEN
+        v_days_from := v_days_from + interval '1 day';
+    END IF;
+    v_days_to := date_trunc('day', p_to AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    -- No whole day inside: the start part runs to p_to and the end part is empty.
+    v_edge := least(v_days_from, p_to);
+    SELECT coalesce(sum(t.n), 0), coalesce(sum(t.amount), 0) INTO v_count, v_sum
+      FROM (SELECT r.deliveries AS n, r.revenue AS amount
+              FROM courier_daily_revenue r
+             WHERE r.courier_id = c.courier_id
+               AND r.day >= (v_days_from AT TIME ZONE 'UTC')::date
+               AND r.day < (v_days_to AT TIME ZONE 'UTC')::date
+            UNION ALL
+            SELECT 1, d.cost FROM deliveries d
+             WHERE d.courier_id = c.courier_id
+               AND d.assigned_at >= p_from AND d.assigned_at < v_edge
+            UNION ALL
+            SELECT 1, d.cost FROM deliveries d
+             WHERE d.courier_id = c.courier_id
+               AND d.assigned_at >= greatest(v_days_to, v_edge) AND d.assigned_at < p_to) t;
+    body := json_build_object(
+        'courier_id', c.courier_id,
+        'from', rfc3339(p_from),
+        'to', rfc3339(p_to),
+        'deliveries', v_count,
+        'revenue', v_sum::numeric(14, 2)::text);
 END $$;
 
 -- Liveness of the database itself.

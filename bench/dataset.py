@@ -66,16 +66,19 @@ SELECT setval(pg_get_serial_sequence('senders', 'id'), (SELECT max(id) FROM send
 SELECT setval(pg_get_serial_sequence('couriers', 'id'), (SELECT max(id) FROM couriers));
 """
 
-# `count` more rows; created_at uniform over the 90 days before today's UTC
-# midnight, assigned_at between created_at and that midnight. Ids come from
-# the identity sequence, so rows that the create benchmark added never clash.
+# Rows first..last; created_at uniform over the 90 days before today's UTC
+# midnight, assigned_at between created_at and that midnight. Inserted in
+# created_at order, so that ids and the heap follow time as in a live table
+# (each growth step covers the 90 days again). Ids come from the identity
+# sequence, so rows that the create benchmark added never clash.
 _DELIVERIES = """
 SELECT setseed(%(seed)s);
 INSERT INTO deliveries (sender_id, courier_id, length_cm, width_cm, height_cm, cost,
                         description, created_at, assigned_at)
-SELECT CASE WHEN r.g %% %(big)s = 0 THEN 1 ELSE 2 + (random() * (%(senders)s - 2))::int END,
-       CASE WHEN r.assigned THEN 1 + (random() * (%(couriers)s - 1))::int END,
-       1 + (random() * 99)::int, 1 + (random() * 99)::int, 1 + (random() * 99)::int,
+SELECT CASE WHEN r.g %% %(big)s = 0 THEN 1 ELSE 2 + floor(random() * (%(senders)s - 1))::int END,
+       CASE WHEN r.assigned THEN 1 + floor(random() * %(couriers)s)::int END,
+       1 + floor(random() * 100)::int, 1 + floor(random() * 100)::int,
+       1 + floor(random() * 100)::int,
        round((5 + random() * 95)::numeric, 2),
        'parcel ' || r.g,
        r.created_at,
@@ -83,7 +86,8 @@ SELECT CASE WHEN r.g %% %(big)s = 0 THEN 1 ELSE 2 + (random() * (%(senders)s - 2
             THEN r.created_at + (utc_today() - r.created_at) * (random() * 0.05) END
   FROM (SELECT g, random() < %(assigned)s AS assigned,
                utc_today() - interval '90 days' * random() - interval '1 second' AS created_at
-          FROM generate_series(%(first)s, %(last)s) g) r;
+          FROM generate_series(%(first)s, %(last)s) g) r
+ ORDER BY r.created_at;
 """
 
 
@@ -106,6 +110,6 @@ def grow_deliveries(conn: psycopg2.extensions.connection, total: int) -> int:
         cur.execute(_DELIVERIES, {"seed": (have % 1000) / 1000, "first": have + 1, "last": total,
                                   "big": BIG_SENDER_SHARE, "senders": SENDERS, "couriers": COURIERS,
                                   "assigned": ASSIGNED_SHARE})
-        cur.execute("VACUUM (ANALYZE) deliveries")
+        cur.execute("VACUUM (ANALYZE)")
         cur.execute("CHECKPOINT")  # not in the middle of a measurement
     return total - have

@@ -259,8 +259,44 @@ def hash_call() -> Callable[[int], None]:
     return call
 
 
+def backend_cpu_ns(conn: Any) -> int | None:
+    """CPU time used so far by the server process behind a connection (same machine only)."""
+    try:
+        with open(f"/proc/{conn.get_backend_pid()}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, psycopg2.Error):
+        return None
+
+
+class CpuMeter:
+    """CPU per request of this process and of one server backend, over the slices."""
+
+    def __init__(self, conn: Any):
+        self.conn, self.client, self.server, self.count = conn, 0.0, 0, 0
+        self.server_ok = backend_cpu_ns(conn) is not None
+
+    @contextlib.contextmanager
+    def slice(self) -> Iterator[None]:
+        client0 = time.process_time()
+        server0 = backend_cpu_ns(self.conn) if self.server_ok else None
+        yield
+        self.client += time.process_time() - client0
+        if server0 is not None:
+            server1 = backend_cpu_ns(self.conn)
+            if server1 is not None:
+                self.server += server1 - server0
+
+    def per_request(self) -> dict[str, float | None]:
+        if not self.count:
+            return {"python_us": None, "postgres_us": None}
+        return {"python_us": self.client / self.count * 1e6,
+                "postgres_us": self.server / self.count / 1e3 if self.server_ok else None}
+
+
 def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, Any]:
     """Interleaves floor, endpoint and direct SQL in `rounds` slices."""
+    from chalicelib import conn as app_conn
+
     through_lambda = lambda_call(rig, ep)
     direct = direct_call(rig, ep)
     floor = hash_call() if ep.kind == "login" else floor_call(rig, ep.kind)
@@ -275,17 +311,22 @@ def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, An
         ep.direct_pos += n
     latencies: list[float] = []
     totals = {"lambda": [0, 0.0], "floor": [0, 0.0], "direct": [0, 0.0]}
+    cpu_lambda, cpu_direct = CpuMeter(app_conn.connection()), CpuMeter(rig.direct)
     errors_before = len(rig.errors)
     for _ in range(rounds):
         n, took = timed(seconds / rounds / 2, floor)
         totals["floor"][0] += n
         totals["floor"][1] += took
-        n, took = timed(seconds / rounds, through_lambda, ep.lambda_pos, latencies)
+        with cpu_lambda.slice():
+            n, took = timed(seconds / rounds, through_lambda, ep.lambda_pos, latencies)
+        cpu_lambda.count += n
         ep.lambda_pos += n
         totals["lambda"][0] += n
         totals["lambda"][1] += took
         if direct is not None:
-            n, took = timed(seconds / rounds / 2, direct, ep.direct_pos)
+            with cpu_direct.slice():
+                n, took = timed(seconds / rounds / 2, direct, ep.direct_pos)
+            cpu_direct.count += n
             ep.direct_pos += n
             totals["direct"][0] += n
             totals["direct"][1] += took
@@ -308,6 +349,10 @@ def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, An
         "direct_sql_rps": direct_rps,
         "python_share": rps / direct_rps if rps and direct_rps else None,
         "unexpected_responses": len(rig.errors) - errors_before,
+        # CPU per request: of this (Python) process, and of the Postgres backend
+        # serving it (embedded server only), through Lambda and direct.
+        "cpu_lambda": cpu_lambda.per_request(),
+        "cpu_direct": cpu_direct.per_request(),
     }
 
 
@@ -682,6 +727,19 @@ def markdown(result: dict[str, Any]) -> str:
             ratios = [_num(r["ratio_to_floor"], 3) if r else "-" for r in rows]
             w(f"| {name} | " + " | ".join(p50s) + f" | {_num(flat, 2)} | "
               + " | ".join(ratios) + " |\n")
+    rows = result["sizes"][big]["endpoints"]
+    if any(r.get("cpu_lambda", {}).get("postgres_us") for r in rows.values()):
+        w(f"\nWhere the time goes at {int(big):,} (CPU microseconds per request, from the "
+          "process clocks; client and server share the 2 cores):\n\n")
+        w("| endpoint | wall (1/rate) | Python, via Lambda | Postgres, via Lambda | "
+          "Python, direct SQL | Postgres, direct SQL |\n|---|---:|---:|---:|---:|---:|\n")
+        for name, r in rows.items():
+            if r["kind"] == "login" or not r["rps"]:
+                continue
+            cl, cd = r.get("cpu_lambda", {}), r.get("cpu_direct", {})
+            w(f"| {name} | {1e6 / r['rps']:,.0f} | {_num(cl.get('python_us'), 0)} | "
+              f"{_num(cl.get('postgres_us'), 0)} | {_num(cd.get('python_us'), 0)} | "
+              f"{_num(cd.get('postgres_us'), 0)} |\n")
     explain = result["sizes"][big].get("explain_revenue")
     if explain:
         says = explain["endpoint_says"]
@@ -789,7 +847,9 @@ def main(argv: list[str] | None = None) -> int:
                 figures[ep.name] = r
                 log(f"  {ep.name:32} {_num(r['rps'], 0):>8}/s  p50 {r['p50_ms']:7.3f} ms  "
                     f"p99 {r['p99_ms']:7.3f} ms  x floor {_num(r['ratio_to_floor'], 3):>6}  "
-                    f"Lambda/direct {_num(r['python_share'], 2):>5}")
+                    f"Lambda/direct {_num(r['python_share'], 2):>5}  cpu us py/pg "
+                    f"{_num(r['cpu_lambda']['python_us'], 0)}/"
+                    f"{_num(r['cpu_lambda']['postgres_us'], 0)}")
             entry: dict[str, Any] = {"load_seconds": round(load_seconds, 1), "endpoints": figures}
             revenue = next((ep for ep in endpoints if ep.name == "revenue, one year"), None)
             if revenue is not None:

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from chalice import Response, UnauthorizedError
 from chalice.app import Request
@@ -103,7 +102,3 @@ def middleware(event: Request, get_response: Callable[[Request], Response]) -> R
     _access_log("%s %s %s %.1fms user=%s", event.method, event.path, response.status_code,
                 (time.perf_counter() - started) * 1000, _local.user_id or "-")
     return response
-
-
-def user_from(payload: dict[str, Any]) -> None:
-    set_user(payload.get("user_id"))

@@ -19,6 +19,9 @@ from chalicelib.errors import error_response
 
 app = Chalice(app_name="delivery-api")
 app.api.cors = True
+# A JSON API: no media type is binary (saves Chalice a scan of its default list
+# on every response; API Gateway never base64-encodes a JSON body).
+app.api.binary_types = []
 app.register_middleware(web.middleware, "http")
 
 TOKEN_TTL_SECONDS = int(os.environ.get("TOKEN_TTL_SECONDS", str(24 * 3600)))

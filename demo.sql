@@ -11,11 +11,14 @@ INSERT INTO users (id, username, password_hash, role) VALUES
     (2, 'courier', 'scrypt$16384$8$5$lbTdplQTGmeVkZO/s6v8+g==$31+pfv14PZXcDWI8587tR+QvYWt88fMKKKh0B0X9JRc=', 'courier')
 ON CONFLICT DO NOTHING;
 
-INSERT INTO senders (id, user_id, company_name) VALUES (1, 1, 'acme')
+-- A profile only for the demo user itself, never for another user with that id.
+INSERT INTO senders (id, user_id, company_name)
+SELECT 1, 1, 'acme' WHERE EXISTS (SELECT 1 FROM users WHERE id = 1 AND username = 'sender')
 ON CONFLICT DO NOTHING;
 
 INSERT INTO couriers (id, user_id, first_name, last_name, phone, vehicle)
-VALUES (1, 2, 'John', 'Doe', '+15550000001', 'car')
+SELECT 1, 2, 'John', 'Doe', '+15550000001', 'car'
+ WHERE EXISTS (SELECT 1 FROM users WHERE id = 2 AND username = 'courier')
 ON CONFLICT DO NOTHING;
 
 -- Explicit ids above do not advance the identity sequences.

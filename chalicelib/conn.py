@@ -72,10 +72,12 @@ def _is_stale(conn: psycopg2.extensions.connection) -> bool:
     if conn.closed:
         return True
     try:
-        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+        # poll(), not select(): no limit on the descriptor's number.
+        poller = select.poll()
+        poller.register(conn.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 def connection() -> psycopg2.extensions.connection:

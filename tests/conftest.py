@@ -64,6 +64,13 @@ def db(database_url: str) -> Iterator[Any]:
         conn.close()
 
 
+def assert_error(reply, status: int, field: str) -> None:
+    """A refusal in Chalice's error body whose message names the field."""
+    assert reply.status == status, reply
+    assert set(reply.json) == {"Code", "Message"}, reply
+    assert field in reply.json["Message"], reply
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}{next(_serial)}_{secrets.token_hex(3)}"
 

@@ -7,15 +7,9 @@ import threading
 import psycopg2
 import pytest
 
-from tests.conftest import unique, unique_phone
+from tests.conftest import assert_error, unique, unique_phone
 
 DAILY_LIMIT = 5
-
-
-def assert_error(reply, status: int, field: str) -> None:
-    assert reply.status == status, reply
-    assert set(reply.json) == {"Code", "Message"}, reply
-    assert field in reply.json["Message"], reply
 
 
 def assign(api, token: str, delivery_id: int, courier_id: int):

@@ -9,17 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import unique, unique_phone
+from tests.conftest import assert_error, unique, unique_phone
 
 TOKEN_RE = re.compile(r"[0-9a-f]{40}")
 RFC3339_Z = "%Y-%m-%dT%H:%M:%SZ"
 PASSWORD = "correct horse"
-
-
-def assert_error(reply, status: int, field: str) -> None:
-    assert reply.status == status, reply
-    assert set(reply.json) == {"Code", "Message"}, reply
-    assert field in reply.json["Message"], reply
 
 
 def sender_body(**overrides) -> dict:

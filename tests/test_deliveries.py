@@ -6,16 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.conftest import assert_error
+
 DELIVERY_KEYS = {"id", "sender_id", "courier_id", "size", "cost", "description",
                  "created_at", "assigned_at"}
 RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 MONEY = re.compile(r"\d+\.\d{2}")
-
-
-def assert_error(reply, status: int, field: str) -> None:
-    assert reply.status == status, reply
-    assert set(reply.json) == {"Code", "Message"}, reply
-    assert field in reply.json["Message"], reply
 
 
 def create_raw(api, token: str, raw: str, path: str = "/deliveries"):

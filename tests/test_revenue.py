@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from tests.conftest import assert_error
+
 MONEY = re.compile(r"\d+\.\d{2}")
 
 # When each delivery of the module's courier was assigned, and its cost.
@@ -14,12 +16,6 @@ ASSIGNED = {
     "2024-03-02T00:00:00Z": "30.25",
     "2024-03-05T23:59:59Z": "100.00",
 }
-
-
-def assert_error(reply, status: int, field: str) -> None:
-    assert reply.status == status, reply
-    assert set(reply.json) == {"Code", "Message"}, reply
-    assert field in reply.json["Message"], reply
 
 
 def unix(iso: str) -> int:

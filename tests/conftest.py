@@ -198,18 +198,24 @@ def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = No
          "--port", str(port), "--stage", "dev", "--no-autoreload"],
         cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    if not wait_until_serving(base, process, 30):
+        process.kill()
+        raise RuntimeError("chalice local did not start:\n" + log_path.read_text())
+    return process, base, log_path
+
+
+def wait_until_serving(base: str, process: subprocess.Popen, seconds: float) -> bool:
+    """True once GET / answers OK; False if the process exits or time runs out."""
+    deadline = time.monotonic() + seconds
     while True:
         try:
             if requests.get(base + "/", timeout=1).text == "OK":
-                break
+                return True
         except requests.RequestException:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("chalice local did not start:\n" + log_path.read_text())
+            return False
         time.sleep(0.2)
-    return process, base, log_path
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, free_port, wait_until_serving
 
 
 def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm():
@@ -22,16 +22,9 @@ def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm():
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(base + "/", timeout=1).text == "OK":
-                    break
-            except requests.RequestException:
-                pass
+        if not wait_until_serving(base, process, 60):
             assert process.poll() is None, process.stdout.read().decode()
-            assert time.monotonic() < deadline, "make run did not serve within 60 s"
-            time.sleep(0.3)
+            raise AssertionError("make run did not serve within 60 s")
         login = requests.post(base + "/auth", json={"username": "courier", "password": "pass"},
                               timeout=10)
         assert login.status_code == 200 and login.json()["courier_id"] == 1

@@ -12,6 +12,15 @@ import threading
 import psycopg2.extensions
 
 
+def _shut(*sockets: socket.socket) -> None:
+    """Ends both directions of each socket, so the pump on the other side stops too."""
+    for s in sockets:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 class StatementCounter:
     def __init__(self, target_dsn: str):
         params = psycopg2.extensions.parse_dsn(target_dsn)
@@ -62,11 +71,7 @@ class StatementCounter:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shut(src, dst)
 
     def _client_to_server(self, client: socket.socket, server: socket.socket) -> None:
         buffer = b""
@@ -99,11 +104,7 @@ class StatementCounter:
         except OSError:
             pass
         finally:
-            for s in (client, server):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shut(client, server)
 
     def _record(self, sql: str) -> None:
         with self._lock:

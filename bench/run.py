@@ -97,8 +97,7 @@ def _assign_events(token: str, deliveries: list[int]) -> list[dict[str, Any]]:
     events = []
     for t in range(steps):
         did, cid = deliveries[t % len(deliveries)], couriers[t % len(couriers)]
-        events.append(rest_event("PUT", "/assign/{did}/{cid}", f"/assign/{did}/{cid}",
-                                 path_params={"did": str(did), "cid": str(cid)}, token=token))
+        events.append(rest_event("PUT", f"/assign/{did}/{cid}", token=token))
     return events
 
 
@@ -119,44 +118,34 @@ def build_endpoints(db: Any, fixed: dict[str, Any]) -> list[Endpoint]:
     now = int(time.time())
     year_ago = now - 365 * 86400
 
-    def get(resource: str, path: str, token: str, **kw: Any) -> dict[str, Any]:
-        return rest_event("GET", resource, path, token=token, **kw)
+    def get(path: str, token: str, **kw: Any) -> dict[str, Any]:
+        return rest_event("GET", path, token=token, **kw)
 
     return [
-        Endpoint(FRAMEWORK, "framework", [rest_event("GET", "/", "/")], 200,
+        Endpoint(FRAMEWORK, "framework", [rest_event("GET", "/")], 200,
                  note="GET / answers OK without the database: Chalice and the middleware"),
-        Endpoint("sender list, page 0", "read", [get(
-            "/deliveries/sender/{sid}", "/deliveries/sender/1", sender,
-            path_params={"sid": "1"})], 200),
-        Endpoint(DEEP_PAGE, "read", [get(
-            "/deliveries/sender/{sid}", "/deliveries/sender/1", sender,
-            path_params={"sid": "1"}, query={"page": "100"})], 200,
-            note="OFFSET 1000"),
-        Endpoint("courier list", "read", [get(
-            "/deliveries/courier/{cid}", "/deliveries/courier/1", courier,
-            path_params={"cid": "1"})], 200, note="the courier's own, page 0"),
-        Endpoint("couriers (directory)", "read", [get("/couriers", "/couriers", sender)], 200,
+        Endpoint("sender list, page 0", "read", [get("/deliveries/sender/1", sender)], 200),
+        Endpoint(DEEP_PAGE, "read", [get("/deliveries/sender/1", sender, query={"page": "100"})],
+                 200, note="OFFSET 1000"),
+        Endpoint("courier list", "read", [get("/deliveries/courier/1", courier)], 200,
+                 note="the courier's own, page 0"),
+        Endpoint("couriers (directory)", "read", [get("/couriers", sender)], 200,
                  note="GET /couriers, with today's counts"),
-        Endpoint("one delivery", "read", [get(
-            "/deliveries/{did}", f"/deliveries/{did}", sender,
-            path_params={"did": str(did)}) for did in one], 200,
-            note=f"{len(one)} ids spread over the table"),
-        Endpoint("/me", "read", [get("/me", "/me", sender)], 200),
-        Endpoint("revenue, one year", "read", [get(
-            "/revenue/{from}/{to}", f"/revenue/{year_ago}/{now}", courier,
-            path_params={"from": str(year_ago), "to": str(now)})], 200,
-            note="the last 365 days to the second: all of the courier's deliveries"),
+        Endpoint("one delivery", "read", [get(f"/deliveries/{did}", sender) for did in one], 200,
+                 note=f"{len(one)} ids spread over the table"),
+        Endpoint("/me", "read", [get("/me", sender)], 200),
+        Endpoint("revenue, one year", "read", [get(f"/revenue/{year_ago}/{now}", courier)], 200,
+                 note="the last 365 days to the second: all of the courier's deliveries"),
         Endpoint("assign", "write", _assign_events(sender, fixed["rotation"]), 200,
                  note="a real reassignment every request"),
         Endpoint("assign, same courier (no-op)", "write", [rest_event(
-            "PUT", "/assign/{did}/{cid}", f"/assign/{fixed['noop_delivery']}/{NOOP_COURIER}",
-            path_params={"did": str(fixed["noop_delivery"]), "cid": str(NOOP_COURIER)},
-            token=sender)], 200, note="already assigned: read-only path"),
+            "PUT", f"/assign/{fixed['noop_delivery']}/{NOOP_COURIER}", token=sender)], 200,
+                 note="already assigned: read-only path"),
         Endpoint("create", "write", [rest_event(
-            "POST", "/deliveries", "/deliveries", token=sender,
+            "POST", "/deliveries", token=sender,
             body={"size": "20x30x40", "cost": "12.50", "description": "bench create"})], 201),
         Endpoint("login", "login", [rest_event(
-            "POST", "/auth", "/auth",
+            "POST", "/auth",
             body={"username": dataset.LOGIN_USERNAME, "password": dataset.LOGIN_PASSWORD})], 200,
             note="scrypt N=2^14 r=8 p=5"),
     ]

@@ -51,19 +51,16 @@ def _settings() -> dict[str, object]:
 
 
 # JSON built by the database is passed through to the client as text: json
-# (and json[]) columns are not parsed. (What psycopg2.extras'
-# register_default_json(loads=<identity>) does, without importing extras,
-# which would add a tenth to the cold start.)
+# columns (type oid 114; the functions return no json[]) are not parsed. This is
+# what psycopg2.extras' register_default_json(loads=<identity>) does, without
+# importing extras, which would add a tenth to the cold start.
 _JSON_AS_TEXT = psycopg2.extensions.new_type((114,), "JSON_AS_TEXT", lambda value, cur: value)
-_JSON_ARRAY_AS_TEXT = psycopg2.extensions.new_array_type((199,), "JSON_ARRAY_AS_TEXT",
-                                                         _JSON_AS_TEXT)
 
 
 def _open() -> psycopg2.extensions.connection:
     conn = psycopg2.connect(**_settings())
     conn.autocommit = True
     psycopg2.extensions.register_type(_JSON_AS_TEXT, conn)
-    psycopg2.extensions.register_type(_JSON_ARRAY_AS_TEXT, conn)
     return conn
 
 

@@ -14,17 +14,13 @@ import threading
 
 import psycopg2
 import psycopg2.extensions
-from chalice import BadRequestError
 
-from chalicelib.errors import SQLSTATE_ERRORS, ServiceUnavailableError
+from chalicelib import errors
+from chalicelib.errors import ServiceUnavailableError
 
 _local = threading.local()
 _log = logging.getLogger("delivery_api.db")
 _sql_cache: dict[tuple[str, int], str] = {}
-
-# Serialization failures and deadlocks roll the whole statement back, so one
-# retry on a fresh transaction is safe.
-_RETRYABLE = {"40001", "40P01"}
 
 
 def _settings() -> dict[str, object]:
@@ -119,31 +115,31 @@ def _sql(fn: str, nargs: int) -> str:
 
 
 def rows(fn: str, *args: object) -> list[tuple]:
-    """All rows of stored function `fn` called with bound `args`."""
+    """All rows of stored function `fn` called with bound `args`. A database
+    error becomes what chalicelib.errors' table says; one it does not know is
+    raised as it is."""
     sql = _sql(fn, len(args))
-    for attempt in (1, 2):
+    attempt = 1
+    while True:
         conn = connection()
         try:
             with conn.cursor() as cur:
                 cur.execute(sql, args)
                 return cur.fetchall()
         except psycopg2.Error as exc:
-            code = exc.pgcode or ""
-            mapped = SQLSTATE_ERRORS.get(code)
-            if mapped is not None:
-                raise mapped(exc.diag.message_primary or "") from None
-            if code in _RETRYABLE and attempt == 1:
+            code = exc.pgcode or (errors.CONNECTION_LOST if isinstance(
+                exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) else "")
+            decided = errors.outcome(code)
+            if decided is None:
+                raise
+            if decided.retry and attempt == 1:
+                attempt += 1
                 continue
-            if code.startswith(("22", "23")):
-                # Validation in Python should have caught it; never a 500.
-                raise BadRequestError(exc.diag.message_primary or "invalid input") from None
-            if isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) \
-                    or code.startswith(("08", "57", "53")):
-                _log.warning("database unavailable: %s %s", code or "-", _first_line(exc))
+            if decided.reconnect:
+                _log.warning("database unavailable: %s %s", code, _first_line(exc))
                 drop()
-                raise ServiceUnavailableError("database: unavailable") from None
-            raise
-    raise ServiceUnavailableError("database: busy, try again")
+            message = decided.message or exc.diag.message_primary or "invalid input"
+            raise decided.error(message) from None
 
 
 def call(fn: str, *args: object) -> tuple | None:

@@ -1,11 +1,11 @@
 """API Gateway REST proxy events for the benchmark: the same events the tests
-send (tests/lambda_events.py builds them from the `aws-proxy` sample that
+send (tools/lambda_events.py builds them from the `aws-proxy` sample that
 `sam local generate-event` prints), with a bearer token and a JSON body."""
 
 import json
 from typing import Any
 
-from tests.lambda_events import LambdaContext, event
+from tools.lambda_events import LambdaContext, event
 
 __all__ = ["LambdaContext", "rest_event"]
 

@@ -1,7 +1,7 @@
 """The Lambda entry point, `app.app(event, context)`, under API Gateway REST proxy events.
 
 The events are the aws-sam-cli sample with only method, path, headers, body
-(and a query string where a test says so) changed: see tests/lambda_events.py.
+(and a query string where a test says so) changed: see tools/lambda_events.py.
 """
 
 import base64
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.lambda_events import LambdaContext, event
+from tools.lambda_events import LambdaContext, event
 
 ROOT = Path(__file__).resolve().parent.parent
 JSON = {"Content-Type": "application/json"}
@@ -167,7 +167,7 @@ def test_wrong_content_type_is_415(handler, sender_token):
 # pytest reports pytest's size; VmHWM (this process image's own peak) does not.
 _MEASURE = textwrap.dedent("""
     import json, resource, sys
-    from tests.lambda_events import LambdaContext, event
+    from tools.lambda_events import LambdaContext, event
     def peaks():
         hwm = None
         try:

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.lambda_events import event
+from tools.lambda_events import event
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent

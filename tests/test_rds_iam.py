@@ -17,7 +17,7 @@ import pytest
 
 from chalicelib import conn, rds_iam
 from chalicelib.errors import ServiceUnavailableError
-from tests.wirecount import StatementCounter
+from tools.wirecount import StatementCounter
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def iam_env(monkeypatch):
 def test_importing_app_and_serving_does_not_import_boto3(database_url):
     script = """
 import json, sys
-from tests.lambda_events import LambdaContext, event
+from tools.lambda_events import LambdaContext, event
 import app
 statuses = [app.app(event(app.app.routes, "GET", path), LambdaContext())["statusCode"]
             for path in ("/", "/health")]
@@ -160,7 +160,7 @@ def test_a_failing_token_call_is_an_operational_error(iam_env, monkeypatch):
 def test_iam_mode_opens_a_working_connection_over_tcp(iam_env, fake_boto3, database_url, db):
     """The whole path against the test server: the token goes as the password (the
     test server trusts it), and with DB_STATEMENT_TIMEOUT_MS=0 the timeout comes
-    from the role's setting for the database, as the README's Deploy section sets it up."""
+    from the role's setting for the database, as docs/deploy.md sets it up."""
     dbname = psycopg2.extensions.parse_dsn(database_url)["dbname"]
     counter = StatementCounter(database_url)  # a TCP front for the unix socket
     iam_env.setenv("DATABASE_URL", counter.dsn)

@@ -3,7 +3,7 @@
 import pytest
 
 from chalicelib import conn
-from tests.wirecount import StatementCounter
+from tools.wirecount import StatementCounter
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """API Gateway REST proxy events for calling the Lambda entry point, `app.app(event, context)`.
 
-Every event starts from tests/events/apigateway-aws-proxy.json, the sample that
+Every event starts from tools/events/apigateway-aws-proxy.json, the sample that
 `sam local generate-event apigateway aws-proxy` (aws-sam-cli 1.170.0) prints,
 unchanged. A request changes only its method, path, headers, body and, when
 asked, its query string. The path also decides the fields API Gateway derives

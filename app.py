@@ -10,12 +10,9 @@ from chalice import (
     Chalice,
     ForbiddenError,
     Response,
-    TooManyRequestsError,
-    UnauthorizedError,
 )
 
-from chalicelib import conn, credentials, validation, web
-from chalicelib.errors import error_response
+from chalicelib import auth, conn, credentials, validation, web
 
 app = Chalice(app_name="delivery-api")
 app.api.cors = True
@@ -83,38 +80,7 @@ def signup() -> Response:
 
 @app.route("/auth", methods=["POST"])
 def login() -> Response:
-    body = _body()
-    username, password = body.get("username"), body.get("password")
-    if not isinstance(username, str) or not username:
-        raise BadRequestError("username: is required")
-    if not isinstance(password, str) or not password:
-        raise BadRequestError("password: is required")
-    found = conn.rows("login_lookup", validation.storable(username, "username")[:64])
-    user_id, stored, locked_seconds = found[0] if found else (None, None, 0)
-    if locked_seconds:
-        return _locked_out(locked_seconds)
-    # Unknown usernames pay the same scrypt cost as wrong passwords.
-    ok = credentials.verify_password(password[:1024], stored)
-    if user_id is None:
-        raise UnauthorizedError("username or password is wrong")
-    token = credentials.new_token()
-    (outcome,) = conn.call("login_record", user_id, ok, credentials.token_digest(token),
-                           TOKEN_TTL_SECONDS)
-    result = json.loads(outcome)
-    if result["locked_seconds"]:
-        return _locked_out(result["locked_seconds"])
-    if not result.pop("ok"):
-        raise UnauthorizedError("username or password is wrong")
-    del result["locked_seconds"]
-    web.set_user(user_id)
-    return web.json_response(json.dumps(
-        {"token": token, "hash": token, "token_type": "Bearer", **result}))
-
-
-def _locked_out(seconds: int) -> Response:
-    error = TooManyRequestsError(
-        f"username: too many failed logins; try again in {seconds} seconds")
-    return error_response(error, headers={"Retry-After": str(seconds)})
+    return auth.login(_body(), TOKEN_TTL_SECONDS)
 
 
 @app.route("/auth", methods=["DELETE"], content_types=[])

@@ -1,6 +1,7 @@
-# The delivery API: `make run` serves it locally, `make test` runs the suite.
-# Both need only python3 (3.10+), pip and make; without DATABASE_URL they use
-# an embedded PostgreSQL from pip.
+# The delivery API: `make run` serves it locally, `make test` runs the whole
+# suite (what CI runs), `make check` is the fast loop (lint and every test not
+# marked slow). They need only python3 (3.11+), pip and make; without
+# DATABASE_URL they use an embedded PostgreSQL from pip.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +9,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test lint migrate package bench clean
+.PHONY: run test check lint migrate package bench clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +21,9 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
+
+check: lint
+	$(PY) -m pytest -m "not slow"
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

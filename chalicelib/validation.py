@@ -2,7 +2,7 @@
 
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -183,15 +183,15 @@ def instant(value: str | None, field: str) -> datetime:
     raw = value or ""
     try:
         if _DIGITS_RE.fullmatch(raw):
-            return datetime.fromtimestamp(int(raw), tz=timezone.utc)
+            return datetime.fromtimestamp(int(raw), tz=UTC)
         if _DATE_RE.fullmatch(raw):
             day = date.fromisoformat(raw)
-            return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         if _DATETIME_RE.fullmatch(raw):
             iso = raw[:10] + "T" + raw[11:]
             iso = re.sub(r"[Zz]$", "+00:00", iso)
             iso = re.sub(r"([+-][0-9]{2})([0-9]{2})$", r"\1:\2", iso)
-            return datetime.fromisoformat(iso).astimezone(timezone.utc)
+            return datetime.fromisoformat(iso).astimezone(UTC)
     except (ValueError, OverflowError, OSError):
         pass
     raise BadRequestError(

@@ -9,6 +9,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,8 +27,6 @@ from tools import devdb
 
 ROOT = Path(__file__).resolve().parent.parent
 _serial = itertools.count(1)
-
-
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server the suite may create databases on."""
@@ -41,6 +40,7 @@ def server_url() -> Iterator[str]:
         yield server.get_uri()
     finally:
         server.cleanup()
+        shutil.rmtree(pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -191,16 +191,21 @@ def free_port() -> int:
 def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = None):
     """A real `chalice local` process; returns (process, base_url, log_path)."""
     port = free_port()
-    log_path = Path(tempfile.mkstemp(prefix="chalice-local-", suffix=".log")[1])
+    handle, name = tempfile.mkstemp(prefix="chalice-local-", suffix=".log")
+    os.close(handle)
+    log_path = Path(name)
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     process = subprocess.Popen(
         [str(Path(sys.executable).with_name("chalice")), "local", "--host", "127.0.0.1",
          "--port", str(port), "--stage", "dev", "--no-autoreload"],
         cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    process.log_path = log_path  # removed by stop()
     if not wait_until_serving(base, process, 30):
         process.kill()
-        raise RuntimeError("chalice local did not start:\n" + log_path.read_text())
+        text = log_path.read_text()
+        log_path.unlink()
+        raise RuntimeError("chalice local did not start:\n" + text)
     return process, base, log_path
 
 
@@ -219,11 +224,15 @@ def wait_until_serving(base: str, process: subprocess.Popen, seconds: float) -> 
 
 
 def stop(process: subprocess.Popen) -> None:
+    """Stops a process of start_chalice_local and removes its log."""
     process.terminate()
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+    log_path = getattr(process, "log_path", None)
+    if log_path is not None:
+        log_path.unlink(missing_ok=True)
 
 
 def http_api(base: str) -> Api:

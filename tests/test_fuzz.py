@@ -24,22 +24,19 @@ from typing import Any
 import psycopg2
 import pytest
 import requests
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from tests.conftest import start_chalice_local, stop
 from tools import devdb
 
-try:
-    import schemathesis
-    from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import (
-        content_type_conformance,
-        response_headers_conformance,
-        response_schema_conformance,
-        status_code_conformance,
-    )
-except ImportError:  # requirements-dev.txt installs it on Python 3.11+ only
-    pytest.skip("schemathesis is not installed (it needs Python 3.11+)",
-                allow_module_level=True)
+pytestmark = pytest.mark.slow
 
 SPEC = Path(__file__).resolve().parent.parent / "openapi.yaml"
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "25"))

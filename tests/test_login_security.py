@@ -9,6 +9,7 @@ import secrets
 import statistics
 import time
 
+import pytest
 import requests
 
 from tests.conftest import unique
@@ -34,6 +35,7 @@ def _timed_login(base: str, username: str, password: str) -> tuple[requests.Resp
     return reply, time.perf_counter() - started
 
 
+@pytest.mark.slow
 def test_unknown_username_costs_about_the_same_as_a_wrong_password(live, capsys):
     base, password = live["base"], "right password " + secrets.token_hex(4)
     user = _signup(base, password)

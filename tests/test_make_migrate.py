@@ -6,8 +6,11 @@ import sys
 from pathlib import Path
 
 import psycopg2
+import pytest
 
 from tools import devdb
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.executable).parent.parent

@@ -1,15 +1,19 @@
 """`make run` on its own: embedded database, schema, demo data, chalice local; SIGTERM stops all."""
 
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, wait_until_serving
+
+pytestmark = pytest.mark.slow
 
 
 def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm():
@@ -37,6 +41,7 @@ def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm():
         time.sleep(0.2)
     assert not (pgdata / "postmaster.pid").exists(), "the embedded database kept running"
     assert (pgdata / "PG_VERSION").exists(), "the data folder is kept between runs"
+    shutil.rmtree(pgdata.parent, ignore_errors=True)
     try:
         requests.get(base + "/", timeout=1)
         raise AssertionError("the API still answers after SIGTERM")

@@ -24,6 +24,8 @@ import requests
 from tests.conftest import start_chalice_local, stop
 from tools import devdb
 
+pytestmark = pytest.mark.slow
+
 # A 503 must come back well within this; a hang would hit the client timeout.
 MAX_503_SECONDS = 5.0
 _figures: list[float] = []

@@ -28,6 +28,8 @@ import requests
 from tests.conftest import start_chalice_local, stop, unique, unique_phone
 from tools import devdb
 
+pytestmark = pytest.mark.slow
+
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "30"))
 WORKERS = int(os.environ.get("SOAK_WORKERS", "8"))
 INITIAL_COURIERS = 4

@@ -27,6 +27,9 @@ from tools import devdb
 
 ROOT = Path(__file__).resolve().parent.parent
 _serial = itertools.count(1)
+# Every test comes from one address: the per-address limit on logins and
+# signups is off unless a test switches it on (tests/test_abuse_limits.py).
+os.environ["AUTH_RATE_PER_MINUTE"] = "0"
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server the suite may create databases on."""

@@ -2,7 +2,6 @@
 database call through chalicelib.conn, and shapes the response."""
 
 import json
-import os
 from urllib.parse import unquote
 
 from chalice import (
@@ -12,7 +11,9 @@ from chalice import (
     Response,
 )
 
-from chalicelib import auth, conn, credentials, validation, web
+from chalicelib import auth, config, conn, credentials, validation, web
+
+config.check()  # a wrong setting stops the start, naming the variable
 
 app = Chalice(app_name="delivery-api")
 app.api.cors = True
@@ -20,12 +21,6 @@ app.api.cors = True
 # on every response; API Gateway never base64-encodes a JSON body).
 app.api.binary_types = []
 app.register_middleware(web.middleware, "http")
-
-TOKEN_TTL_SECONDS = int(os.environ.get("TOKEN_TTL_SECONDS", str(24 * 3600)))
-
-
-def _signup_enabled() -> bool:
-    return os.environ.get("SIGNUP_ENABLED", "true").lower() in ("1", "true", "yes")
 
 
 def _body() -> dict:
@@ -59,28 +54,27 @@ def health() -> Response:
 
 @app.route("/signup", methods=["POST"])
 def signup() -> Response:
-    if not _signup_enabled():
+    if not config.signup_enabled():
         raise ForbiddenError("signup: is switched off on this deployment")
     body = _body()
     role = validation.one_of(body, "role", ("sender", "courier"))
     username = validation.username(body)
     password = validation.password(body)
     if role == "sender":
-        company = validation.name(body, "company_name", 128)
-        row = conn.call("signup_sender", username, credentials.hash_password(password), company)
+        fields: tuple[str, ...] = (validation.name(body, "company_name", 128),)
     else:
-        first = validation.name(body, "first_name", 64)
-        last = validation.name(body, "last_name", 64)
-        phone = validation.phone(body)
-        vehicle = validation.vehicle(body)
-        row = conn.call("signup_courier", username, credentials.hash_password(password),
-                        first, last, phone, vehicle)
+        fields = (validation.name(body, "first_name", 64), validation.name(body, "last_name", 64),
+                  validation.phone(body), validation.vehicle(body))
+    refusal = auth.signup_refusal()  # before the hashing it saves
+    if refusal is not None:
+        return refusal
+    row = conn.call(f"signup_{role}", username, credentials.hash_password(password), *fields)
     return web.json_response(row[0], status=201)
 
 
 @app.route("/auth", methods=["POST"])
 def login() -> Response:
-    return auth.login(_body(), TOKEN_TTL_SECONDS)
+    return auth.login(_body())
 
 
 @app.route("/auth", methods=["DELETE"], content_types=[])

@@ -136,6 +136,51 @@ SELECT courier_id, (assigned_at AT TIME ZONE 'UTC')::date, count(*), sum(cost)
  GROUP BY 1, 2;
 $step$);
 
+-- Logins and signups under attack: failed logins are counted per username
+-- (known or not, so that the lockout does not tell which usernames exist),
+-- attempts per client address and minute; usernames compare as ASCII;
+-- company names are unique by a normalised key.
+SELECT pg_temp.migration_step(3, 'login_failures, address_limits, company_key', $step$
+CREATE TABLE login_failures (
+    username_key text PRIMARY KEY,          -- ASCII-lowercased, as typed (known or not)
+    failures     integer NOT NULL DEFAULT 0,
+    locked_until timestamptz,
+    updated_at   timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO login_failures (username_key, failures, locked_until)
+SELECT lower(username COLLATE "C"), failed_logins, locked_until
+  FROM users
+ WHERE failed_logins > 0 OR locked_until > now();
+ALTER TABLE users DROP COLUMN failed_logins, DROP COLUMN locked_until;
+-- Their replacements take the username and the client address.
+DROP FUNCTION IF EXISTS login_lookup(text);
+DROP FUNCTION IF EXISTS login_record(bigint, boolean, bytea, integer);
+
+-- Usernames are ASCII: compared with ASCII case folding only, whatever the
+-- database's locale (under a UTF-8 one, lower('İ') is 'i̇').
+DROP INDEX users_username_key;
+CREATE UNIQUE INDEX users_username_key ON users (lower(username COLLATE "C"));
+
+-- One row per action and client address: the attempts of the current minute.
+CREATE TABLE address_limits (
+    action       text NOT NULL CHECK (action IN ('login', 'signup')),
+    address      inet NOT NULL,
+    window_start timestamptz NOT NULL,
+    used         integer NOT NULL,
+    PRIMARY KEY (action, address)
+);
+
+-- Unique after NFKC, case folding and trimming ("ACME", "acme ", "ａｃｍｅ").
+-- Names registered before that rule that now collide keep their rows, told
+-- apart by their id.
+ALTER TABLE senders ADD COLUMN company_key text;
+UPDATE senders SET company_key = lower(btrim(normalize(company_name, NFKC)));
+UPDATE senders s SET company_key = s.company_key || ' #' || s.id
+ WHERE EXISTS (SELECT 1 FROM senders o WHERE o.company_key = s.company_key AND o.id < s.id);
+ALTER TABLE senders ALTER COLUMN company_key SET NOT NULL;
+ALTER TABLE senders ADD CONSTRAINT senders_company_key_key UNIQUE (company_key);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -175,6 +220,15 @@ LANGUAGE sql IMMUTABLE AS $$ SELECT 5 $$;
 CREATE OR REPLACE FUNCTION rfc3339(p_ts timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT to_char(p_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;
+
+-- RFC 3339 in UTC with a Z suffix, with the fraction of a second when there
+-- is one (a bound the client sent, echoed as sent).
+CREATE OR REPLACE FUNCTION rfc3339_exact(p_ts timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN date_trunc('second', p_ts) = p_ts THEN rfc3339(p_ts)
+                ELSE rtrim(to_char(p_ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '0')
+                     || 'Z' END
 $$;
 
 -- Start of the current UTC calendar day.
@@ -236,6 +290,18 @@ END $$;
 
 -- ---------------------------------------------------------------- signup and login
 
+-- The key that makes company names unique: NFKC, trimmed, lower case.
+CREATE OR REPLACE FUNCTION senders_company_key() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.company_key := lower(btrim(normalize(NEW.company_name, NFKC)));
+    RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS senders_company_key ON senders;
+CREATE TRIGGER senders_company_key BEFORE INSERT OR UPDATE OF company_name ON senders
+    FOR EACH ROW EXECUTE FUNCTION senders_company_key();
+
 -- Creates a sender user; 409 naming the field when a unique value is taken.
 CREATE OR REPLACE FUNCTION signup_sender(p_username text, p_password_hash text, p_company_name text)
 RETURNS json
@@ -252,7 +318,7 @@ BEGIN
     RETURN json_build_object('user_id', v_user_id, 'role', 'sender', 'sender_id', v_sender_id);
 EXCEPTION WHEN unique_violation THEN
     GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
-    IF v_constraint = 'senders_company_name_key' THEN
+    IF v_constraint IN ('senders_company_name_key', 'senders_company_key_key') THEN
         PERFORM api_fail(409, 'company_name: this company is already registered');
     END IF;
     PERFORM api_fail(409, 'username: this username is already taken');
@@ -282,46 +348,104 @@ EXCEPTION WHEN unique_violation THEN
     PERFORM api_fail(409, 'username: this username is already taken');
 END $$;
 
--- Login, step 1: the stored hash of a username (no row when unknown), and
--- the seconds left of a lockout (0 when not locked).
-CREATE OR REPLACE FUNCTION login_lookup(p_username text)
-RETURNS TABLE (user_id bigint, password_hash text, locked_seconds integer)
-LANGUAGE sql STABLE AS $$
-    SELECT u.id, u.password_hash,
-           greatest(0, ceil(extract(epoch FROM u.locked_until - now())))::integer
-      FROM users u
-     WHERE lower(u.username) = lower(p_username)
-$$;
+-- Takes one attempt of `p_action` from the client address's allowance for the
+-- current minute: 0 when allowed, else the seconds until the next minute. No
+-- address or a limit of 0: always allowed. Refused attempts count too.
+CREATE OR REPLACE FUNCTION address_take(p_action text, p_address inet, p_limit integer)
+RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_used integer;
+    v_start timestamptz;
+BEGIN
+    IF p_address IS NULL OR p_limit <= 0 THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO address_limits AS a (action, address, window_start, used)
+    VALUES (p_action, p_address, date_trunc('minute', now()), 1)
+    ON CONFLICT (action, address) DO UPDATE
+       SET used = CASE WHEN a.window_start = excluded.window_start THEN a.used + 1 ELSE 1 END,
+           window_start = excluded.window_start
+    RETURNING used, window_start INTO v_used, v_start;
+    IF v_used <= p_limit THEN
+        RETURN 0;
+    END IF;
+    RETURN greatest(1, ceil(extract(epoch FROM v_start + interval '1 minute' - now())))::integer;
+END $$;
 
--- Login, step 2: records the outcome of the password check. On success it
--- opens a session for the token's SHA-256 and returns the caller; on failure
--- it counts, and the fifth failure in a row locks the user for 15 minutes.
--- A lock that began meanwhile (a concurrent failure) refuses: locked_seconds > 0.
+-- Signup, before the password is hashed: 0 when the address may sign up now,
+-- else the seconds to wait.
+CREATE OR REPLACE FUNCTION signup_allowance(p_address inet, p_limit integer) RETURNS integer
+LANGUAGE sql AS $$ SELECT address_take('signup', p_address, p_limit) $$;
+
+-- Login, step 1, before the password is checked: the attempt is taken from
+-- the address's allowance (refused: limited_seconds > 0); then the lockout of
+-- the username, known or not (locked_seconds > 0); then the stored hash (no
+-- user_id and hash when the username is unknown). Always one row.
+CREATE OR REPLACE FUNCTION login_lookup(p_username text, p_address inet, p_limit integer)
+RETURNS TABLE (user_id bigint, password_hash text, locked_seconds integer,
+               limited_seconds integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    limited_seconds := address_take('login', p_address, p_limit);
+    locked_seconds := 0;
+    IF limited_seconds = 0 THEN
+        SELECT greatest(0, ceil(extract(epoch FROM f.locked_until - now())))::integer
+          INTO locked_seconds
+          FROM login_failures f WHERE f.username_key = lower(p_username COLLATE "C");
+        locked_seconds := coalesce(locked_seconds, 0);
+    END IF;
+    IF limited_seconds = 0 AND locked_seconds = 0 THEN
+        SELECT u.id, u.password_hash INTO user_id, password_hash
+          FROM users u WHERE lower(u.username COLLATE "C") = lower(p_username COLLATE "C");
+    END IF;
+    RETURN NEXT;
+END $$;
+
+-- Login, step 2: records the outcome of the password check, the same way for
+-- unknown usernames as for known ones. On success it opens a session for the
+-- token's SHA-256, gives the attempt back to the address, and returns the
+-- caller; a failure counts against the username, and the fifth in a row locks
+-- it for 15 minutes. A lock that began meanwhile (a concurrent failure)
+-- refuses: locked_seconds > 0.
 CREATE OR REPLACE FUNCTION login_record(
-    p_user_id bigint, p_password_ok boolean, p_token bytea, p_ttl_seconds integer)
+    p_username text, p_user_id bigint, p_password_ok boolean, p_token bytea,
+    p_ttl_seconds integer, p_address inet)
 RETURNS json
 LANGUAGE plpgsql AS $$
 DECLARE
+    v_key text := lower(p_username COLLATE "C");
+    f login_failures;
     u users;
     v_expires timestamptz;
 BEGIN
-    SELECT * INTO u FROM users WHERE id = p_user_id FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM api_fail(401, 'username or password is wrong');
-    END IF;
-    IF u.locked_until > now() THEN
+    INSERT INTO login_failures (username_key) VALUES (v_key) ON CONFLICT DO NOTHING;
+    SELECT * INTO f FROM login_failures WHERE username_key = v_key FOR UPDATE;
+    IF f.locked_until > now() THEN
         RETURN json_build_object(
             'ok', false,
-            'locked_seconds', ceil(extract(epoch FROM u.locked_until - now()))::integer);
+            'locked_seconds', ceil(extract(epoch FROM f.locked_until - now()))::integer);
     END IF;
-    IF NOT p_password_ok THEN
-        UPDATE users
-           SET failed_logins = CASE WHEN failed_logins + 1 >= 5 THEN 0 ELSE failed_logins + 1 END,
-               locked_until  = CASE WHEN failed_logins + 1 >= 5 THEN now() + interval '15 minutes' END
-         WHERE id = p_user_id;
+    IF p_user_id IS NULL OR NOT p_password_ok THEN
+        UPDATE login_failures
+           SET failures = CASE WHEN failures + 1 >= 5 THEN 0 ELSE failures + 1 END,
+               locked_until = CASE WHEN failures + 1 >= 5 THEN now() + interval '15 minutes' END,
+               updated_at = now()
+         WHERE username_key = v_key;
+        -- Unknown names leave rows behind; the stale ones go now and then.
+        IF random() < 0.01 THEN
+            DELETE FROM login_failures
+             WHERE updated_at < now() - interval '1 day'
+               AND (locked_until IS NULL OR locked_until < now());
+            DELETE FROM address_limits WHERE window_start < now() - interval '1 hour';
+        END IF;
         RETURN json_build_object('ok', false, 'locked_seconds', 0);
     END IF;
-    UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = p_user_id;
+    SELECT * INTO u FROM users WHERE id = p_user_id;
+    DELETE FROM login_failures WHERE username_key = v_key;
+    UPDATE address_limits SET used = used - 1
+     WHERE action = 'login' AND address = p_address AND used > 0
+       AND window_start = date_trunc('minute', now());
     DELETE FROM sessions WHERE user_id = p_user_id AND expires_at <= now();
     v_expires := now() + make_interval(secs => p_ttl_seconds);
     INSERT INTO sessions (token_sha256, user_id, expires_at) VALUES (p_token, p_user_id, v_expires);
@@ -509,7 +633,7 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     -- Two statements, so that each has the index that answers it alone.
-    IF c.sender_id IS NULL THEN
+    IF c.role = 'courier' THEN
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id
@@ -681,8 +805,8 @@ BEGIN
     SELECT * INTO w FROM revenue_window(c.courier_id, p_from, p_to);
     body := json_build_object(
         'courier_id', c.courier_id,
-        'from', rfc3339(p_from),
-        'to', rfc3339(p_to),
+        'from', rfc3339_exact(p_from),
+        'to', rfc3339_exact(p_to),
         'deliveries', w.deliveries,
         'revenue', w.revenue::text);
 END $$;

@@ -2,6 +2,7 @@
 
 import json
 import re
+import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -22,27 +23,89 @@ _SIZE_RE = re.compile(r"([0-9]{1,4})x([0-9]{1,4})x([0-9]{1,4})")
 _DIGITS_RE = re.compile(r"[0-9]{1,19}")
 _DECIMAL_RE = re.compile(r"[0-9]{1,16}(\.[0-9]{1,16})?")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_BASIC_DATE_RE = re.compile(r"[0-9]{8}")
 _DATETIME_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
     r"([Zz]|[+-][0-9]{2}:?[0-9]{2})")
 
 
+MAX_JSON_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+
+
+class _BodyError(ValueError):
+    """A body that is JSON by syntax but not one this service reads."""
+
+
 def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a number")
+    raise _BodyError(f"body: {name} is not a number")
+
+
+class OutOfRange:
+    """A JSON number too long or too large to read; the field's own check
+    refuses it, naming the field (a body may carry one in a field it ignores)."""
+    __slots__ = ("text",)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def _parse_int(text: str) -> int | OutOfRange:
+    return int(text) if len(text) <= MAX_NUMBER_CHARS else OutOfRange(text)
+
+
+def _parse_float(text: str) -> Decimal | OutOfRange:
+    if len(text) > MAX_NUMBER_CHARS:
+        return OutOfRange(text)
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # an exponent beyond what Decimal holds
+        return OutOfRange(text)
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in value (a scalar is 0)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item \
+            if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def json_object(raw: bytes | None) -> dict[str, Any]:
-    """The request body as a JSON object."""
+    """The request body as a JSON object: UTF-8 without a byte order mark,
+    nested at most MAX_JSON_DEPTH deep. Numbers are Decimal or int; one of
+    over MAX_NUMBER_CHARS characters, or beyond Decimal, is OutOfRange."""
     if raw is not None and len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLargeError(f"body: larger than {MAX_BODY_BYTES} bytes")
     if not raw:
         raise BadRequestError("body: a JSON object is required")
     try:
-        value = json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
-        raise BadRequestError("body: not valid UTF-8 JSON") from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("body: is not valid UTF-8") from None
+    if text.startswith("\ufeff"):
+        raise BadRequestError("body: must be UTF-8 without a byte order mark")
+    try:
+        value = json.loads(text, parse_float=_parse_float, parse_int=_parse_int,
+                           parse_constant=_reject_constant)
+    except _BodyError as exc:
+        raise BadRequestError(str(exc)) from None
+    except json.JSONDecodeError as exc:
+        raise BadRequestError(f"body: not valid JSON ({exc.msg} at line {exc.lineno} "
+                              f"column {exc.colno})") from None
+    except RecursionError:
+        raise BadRequestError(f"body: nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
+        raise BadRequestError("body: not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequestError("body: must be a JSON object")
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise BadRequestError(f"body: nested deeper than {MAX_JSON_DEPTH} levels")
     return value
 
 
@@ -73,12 +136,16 @@ def storable(value: str, field: str) -> str:
 
 
 def name(body: dict[str, Any], field: str, max_len: int) -> str:
-    """A required, non-blank display name."""
+    """A display name, trimmed: no control characters (ANSI escapes, line
+    breaks) and at least one visible character (not only spaces or
+    zero-width characters)."""
     value = text(body, field, 1, max_len)
     assert value is not None
-    if not value.strip():
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise BadRequestError(f"{field}: must not contain control characters")
+    if not any(unicodedata.category(ch)[0] not in "ZC" for ch in value):
         raise BadRequestError(f"{field}: must not be blank")
-    return value
+    return value.strip()
 
 
 def username(body: dict[str, Any]) -> str:
@@ -135,6 +202,8 @@ def money(body: dict[str, Any], field: str) -> Decimal:
         raise BadRequestError(f"{field}: is required")
     if isinstance(value, bool):
         raise BadRequestError(f"{field}: must be a number or a decimal string")
+    if isinstance(value, OutOfRange):
+        raise BadRequestError(f"{field}: must be at most 1000000.00")
     if isinstance(value, str):
         if not _DECIMAL_RE.fullmatch(value):
             raise BadRequestError(f"{field}: must be a decimal like '23.45'")
@@ -179,9 +248,15 @@ def pagination(params: dict[str, str] | None) -> tuple[int, int]:
 
 
 def instant(value: str | None, field: str) -> datetime:
-    """Unix seconds, an ISO 8601 date (midnight UTC), or a date-time with an offset."""
+    """Unix seconds, an ISO 8601 date (midnight UTC; extended 2024-01-31 or, for
+    exactly eight digits, basic 20240131), or a date-time with an offset."""
     raw = value or ""
     try:
+        if _BASIC_DATE_RE.fullmatch(raw):
+            # Eight digits as seconds would be a moment of 1970-1973; as a
+            # date they are what a person means.
+            day = datetime.strptime(raw, "%Y%m%d")
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
         if _DIGITS_RE.fullmatch(raw):
             return datetime.fromtimestamp(int(raw), tz=UTC)
         if _DATE_RE.fullmatch(raw):
@@ -195,5 +270,5 @@ def instant(value: str | None, field: str) -> datetime:
     except (ValueError, OverflowError, OSError):
         pass
     raise BadRequestError(
-        f"{field}: must be Unix seconds, a date (2024-01-31) or a date-time with an offset "
-        "(2024-01-31T12:00:00Z)")
+        f"{field}: must be Unix seconds, a date (2024-01-31 or 20240131) or a date-time "
+        "with an offset (2024-01-31T12:00:00Z)")

@@ -228,9 +228,7 @@ def test_login_username_ignores_case(api, sender):
 
 
 def test_token_lifetime_is_configurable(api, sender, monkeypatch):
-    import app as app_module
-
-    monkeypatch.setattr(app_module, "TOKEN_TTL_SECONDS", 60)
+    monkeypatch.setenv("TOKEN_TTL_SECONDS", "60")
     reply = api.post("/auth", {"username": sender["username"], "password": PASSWORD})
     expires = datetime.strptime(reply.json["expires_at"], RFC3339_Z).replace(tzinfo=UTC)
     assert abs(expires - (datetime.now(UTC) + timedelta(seconds=60))) < timedelta(seconds=10)
@@ -385,8 +383,8 @@ def test_five_failed_logins_lock_the_user_for_15_minutes(api, db, password_hash)
     assert api.get("/me", token=token).status == 200
     # Fifteen minutes later (moved back in the database) the right password works.
     with db.cursor() as cur:
-        cur.execute("UPDATE users SET locked_until = now() - interval '1 second' "
-                    "WHERE id = %s", (user["user_id"],))
+        cur.execute("UPDATE login_failures SET locked_until = now() - interval '1 second' "
+                    "WHERE username_key = lower(%s)", (user["username"],))
     assert TOKEN_RE.fullmatch(api.login(user["username"], PASSWORD))
 
 
@@ -398,7 +396,7 @@ def test_successful_login_resets_the_failure_count(api, db, password_hash):
     # Without the reset, this would be the fifth failure in a row and lock.
     assert failed_login(api, user["username"]).status == 401
     with db.cursor() as cur:
-        cur.execute("SELECT failed_logins, locked_until FROM users WHERE id = %s",
-                    (user["user_id"],))
+        cur.execute("SELECT failures, locked_until FROM login_failures "
+                    "WHERE username_key = lower(%s)", (user["username"],))
         assert cur.fetchone() == (1, None)
     assert TOKEN_RE.fullmatch(api.login(user["username"], PASSWORD))

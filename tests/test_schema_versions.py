@@ -12,7 +12,6 @@ import pytest
 from tools import devdb
 
 RELEASE_1 = Path(__file__).parent / "fixtures" / "scheme_release1.sql"
-TABLES = ("users", "senders", "couriers", "sessions", "deliveries", "courier_daily_revenue")
 
 
 def _pg_dump() -> str:
@@ -50,11 +49,24 @@ def query(url: str, sql: str) -> list[tuple]:
         conn.close()
 
 
+# The first release's columns that later steps keep (the lockout columns of
+# users moved to login_failures in step 3).
+KEPT = {
+    "users": "id, username, password_hash, role, created_at",
+    "senders": "id, user_id, company_name",
+    "couriers": "*",
+    "sessions": "*",
+    "deliveries": "*",
+    "courier_daily_revenue": "*",
+}
+
+
 def snapshot(url: str) -> dict[str, str]:
-    """Per table: row count and a digest of every row."""
+    """Per table: row count and a digest of every row (the kept columns)."""
     return {table: query(url, f"SELECT count(*) || ':' || md5(coalesce(string_agg("
-                              f"t::text, '|' ORDER BY t::text), '')) FROM {table} t")[0][0]
-            for table in TABLES}
+                              f"t::text, '|' ORDER BY t::text), '')) "
+                              f"FROM (SELECT {columns} FROM {table}) t")[0][0]
+            for table, columns in KEPT.items()}
 
 
 FILL = """
@@ -64,6 +76,12 @@ SELECT 'user' || i, 'scrypt$16384$8$5$c2FsdA==$a2V5',
   FROM generate_series(100, 139) i;
 INSERT INTO senders (user_id, company_name)
 SELECT id, 'company ' || id FROM users WHERE role = 'sender' AND username LIKE 'user%';
+UPDATE users SET failed_logins = 3 WHERE username = 'user101';
+UPDATE users SET failed_logins = 0, locked_until = now() + interval '10 minutes'
+ WHERE username = 'user103';
+WITH u AS (INSERT INTO users (username, password_hash, role)
+           VALUES ('user200', 'scrypt$16384$8$5$c2FsdA==$a2V5', 'sender') RETURNING id)
+INSERT INTO senders (user_id, company_name) SELECT id, 'ACME ' FROM u;
 INSERT INTO couriers (user_id, first_name, last_name, phone, vehicle)
 SELECT id, 'First', 'Last', '+1555' || lpad(id::text, 7, '0'), 'van'
   FROM users WHERE role = 'courier' AND username LIKE 'user%';
@@ -104,6 +122,14 @@ def test_upgrade_from_release_1_keeps_every_row_and_matches_a_fresh_schema(
     assert query(release1_url, "SELECT version, name FROM schema_migrations "
                                "WHERE version <= 2 ORDER BY version") == [
         (1, "users, senders, couriers, sessions, deliveries"), (2, "courier_daily_revenue")]
+    # The lockout state moved to login_failures; names that collide under the
+    # new company rule are kept apart by id.
+    assert query(release1_url, "SELECT username_key, failures, locked_until > now() "
+                               "FROM login_failures ORDER BY 1") == [
+        ("user101", 3, None), ("user103", 0, True)]
+    keys = dict(query(release1_url, "SELECT company_name, company_key FROM senders "
+                                    "WHERE company_name IN ('acme', 'ACME ')"))
+    assert keys["acme"] == "acme" and keys["ACME "].startswith("acme #")
     with devdb.scratch_database(server_url) as fresh:
         devdb.apply_sql(fresh, devdb.SCHEME)
         assert schema_dump(release1_url) == schema_dump(fresh)

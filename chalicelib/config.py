@@ -1,0 +1,62 @@
+"""The service's settings, from environment variables. check() runs when the
+app is imported (a Lambda cold start, chalice local's start), so that a wrong
+value stops the start with a message naming the variable instead of failing
+requests one by one. Each value is read where it is used, from the environment
+as it is then."""
+
+import os
+
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+INT32_MAX = 2**31 - 1
+
+
+class ConfigError(RuntimeError):
+    """A setting the service cannot run with."""
+
+
+def _int(name: str, default: int, low: int, high: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigError(f"{name}: must be an integer from {low} to {high}, not {raw!r}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(f"{name}: must be one of {', '.join(_TRUE + _FALSE)}, not {raw!r}")
+    return raw in _TRUE
+
+
+def token_ttl_seconds() -> int:
+    """How long a login's token lives (the database takes an integer)."""
+    return _int("TOKEN_TTL_SECONDS", 24 * 3600, 1, INT32_MAX)
+
+
+def auth_rate_per_minute() -> int:
+    """Failed logins, and signups, allowed per client address per minute; 0: no limit."""
+    return _int("AUTH_RATE_PER_MINUTE", 20, 0, 1_000_000)
+
+
+def signup_enabled() -> bool:
+    return _flag("SIGNUP_ENABLED", True)
+
+
+def check() -> None:
+    """Raises ConfigError for the first setting that is wrong."""
+    token_ttl_seconds()
+    auth_rate_per_minute()
+    signup_enabled()
+    _flag("DB_IAM_AUTH", False)
+    _int("DB_CONNECT_TIMEOUT", 3, 1, 3600)
+    _int("DB_STATEMENT_TIMEOUT_MS", 5000, 0, INT32_MAX)
+    _int("DB_TCP_USER_TIMEOUT_MS", 10000, 0, INT32_MAX)

@@ -36,10 +36,14 @@ migrate: $(VENV)/.installed
 # requirements.txt from PyPI (offline: PIP_NO_INDEX=1 PIP_FIND_LINKS=<wheels>);
 # the region only names the template's target, no AWS service is contacted. The
 # Lambda runtime follows this venv's Python (chalice derives it).
+# .chalice/sam-merge.json is merged into the template: the stage's and the login
+# routes' throttling and API Gateway's own error responses (docs/deploy.md). It is
+# JSON because a YAML merge template would turn sam.json into sam.yaml.
 PACKAGE_DIR ?= build/package
 package: $(VENV)/.installed
 	rm -rf $(PACKAGE_DIR)
-	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod $(PACKAGE_DIR)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
+		--merge-template $(CURDIR)/.chalice/sam-merge.json $(PACKAGE_DIR)
 	@$(PY) -c 'import os, sys; print(f"{sys.argv[1]}: {os.path.getsize(sys.argv[1]) / 2**20:.1f} MiB")' $(PACKAGE_DIR)/deployment.zip
 
 # `make bench`: every endpoint through the Lambda entry point against the floor

@@ -45,8 +45,12 @@ trap 'exit 130' INT TERM
 
 as_pg "$PGBIN/initdb" -D "$work/data" -U postgres --auth=trust --encoding=UTF8 \
     --no-instructions >"$work/initdb.log" 2>&1 || { cat "$work/initdb.log"; exit 1; }
+# No statement text (it carries the arguments: token digests, password hashes)
+# and no DETAIL/CONTEXT in the server log; as tools/devdb.py SERVER_LOG_SETTINGS.
+quiet_log="-c log_min_error_statement=panic -c log_error_verbosity=terse"
 if ! as_pg "$PGBIN/pg_ctl" -D "$work/data" -l "$work/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $work -c fsync=off" start >/dev/null; then
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $work -c fsync=off $quiet_log" \
+        start >/dev/null; then
     cat "$work/server.log"
     exit 1
 fi

@@ -3,7 +3,9 @@
 Builds the package once (chalice downloads the Linux wheels from PyPI), lints
 the SAM template with cfn-lint, reads the zip, and finally runs the zip on its
 own: an interpreter without site-packages imports the app from the unpacked
-zip and serves Lambda events against the test database.
+zip and serves Lambda events against the test database. The template carries
+what .chalice/sam-merge.json adds: throttling, and API Gateway's own errors in
+the app's error shape.
 """
 
 import json
@@ -51,6 +53,12 @@ def template(package) -> dict:
 def archive(package):
     with zipfile.ZipFile(package / "deployment.zip") as zf:
         yield zf
+
+
+def _api(template: dict) -> dict:
+    (api,) = [r["Properties"] for r in template["Resources"].values()
+              if r.get("Type") == "AWS::Serverless::Api"]
+    return api
 
 
 def _function(template: dict) -> dict:
@@ -169,3 +177,121 @@ def test_the_zip_alone_serves_lambda_events(archive, tmp_path, database_url):
     (health, login) = json.loads(result.stdout.strip().splitlines()[-1])
     assert health[0] == 200 and json.loads(health[1])["database"] == "ok"
     assert login[0] == 200 and json.loads(login[1])["courier_id"] == 1
+
+
+# -- throttling (docs/deploy.md, "Throttling")
+
+STAGE_THROTTLE = (200, 20)  # requests per second, burst: every method by default
+LOGIN_THROTTLES = {"/auth": (10, 5), "/signup": (2, 2)}
+# How long one login or signup holds its Lambda environment: one scrypt hash,
+# about 0.35 s at 1024 MB, rounded up for a slow or cold one.
+LOGIN_SECONDS = 0.5
+
+
+def _throttle(template: dict, path: str, method: str) -> tuple[float, float]:
+    # MethodSettings write a path's every '/' as '~1', after a leading '/': /~1auth.
+    resource = "/*" if path == "/*" else "/" + path.replace("/", "~1")
+    (setting,) = [s for s in _api(template)["MethodSettings"]
+                  if s["ResourcePath"] == resource and s["HttpMethod"] == method]
+    return setting["ThrottlingRateLimit"], setting["ThrottlingBurstLimit"]
+
+
+def test_stage_is_throttled(template):
+    api = _api(template)
+    assert _throttle(template, "/*", "*") == STAGE_THROTTLE
+    # The merge template landed on the API that chalice made, not beside it.
+    assert api["StageName"] == "api" and "DefinitionBody" in api
+    # The stage may not log request bodies (passwords) or headers (tokens).
+    assert all(not s.get("DataTraceEnabled") for s in api["MethodSettings"])
+    # No more requests at once to one method than there are Lambda environments.
+    assert STAGE_THROTTLE[1] <= CONFIG["reserved_concurrency"]
+
+
+def test_login_and_signup_are_throttled_tighter_than_the_stage(template):
+    paths = _api(template)["DefinitionBody"]["paths"]
+    stage_rate, stage_burst = _throttle(template, "/*", "*")
+    held = 0.0
+    for path, expected in LOGIN_THROTTLES.items():
+        assert "post" in paths[path]  # a setting for a path that is gone fails the deploy
+        rate, burst = _throttle(template, path, "POST")
+        assert (rate, burst) == expected
+        assert rate < stage_rate and burst < stage_burst
+        held += burst + rate * LOGIN_SECONDS
+    # At their limits, logins and signups together hold at most this many
+    # environments: a flood of them leaves the rest of the API some of its own.
+    assert held <= CONFIG["reserved_concurrency"] * 2 / 3
+
+
+# -- API Gateway's own errors (docs/deploy.md, "API Gateway's own errors")
+
+# Every gateway response type, with the status and Code it answers with
+# (None: the type keeps the status API Gateway gives it).
+GATEWAY_RESPONSES = {
+    "DEFAULT_4XX": (None, "BadRequestError"),
+    "DEFAULT_5XX": (None, "InternalServerError"),
+    "MISSING_AUTHENTICATION_TOKEN": (404, "NotFoundError"),  # no such route or method
+    "RESOURCE_NOT_FOUND": (404, "NotFoundError"),
+    "INVALID_SIGNATURE": (404, "NotFoundError"),
+    "EXPIRED_TOKEN": (404, "NotFoundError"),
+    "THROTTLED": (429, "TooManyRequestsError"),
+    "QUOTA_EXCEEDED": (429, "TooManyRequestsError"),
+    "REQUEST_TOO_LARGE": (413, "PayloadTooLargeError"),
+    "UNSUPPORTED_MEDIA_TYPE": (415, "UnsupportedMediaType"),
+    "BAD_REQUEST_BODY": (400, "BadRequestError"),
+    "BAD_REQUEST_PARAMETERS": (400, "BadRequestError"),
+    "UNAUTHORIZED": (401, "UnauthorizedError"),
+    "ACCESS_DENIED": (403, "ForbiddenError"),
+    "INVALID_API_KEY": (403, "ForbiddenError"),
+    "WAF_FILTERED": (403, "ForbiddenError"),
+    "INTEGRATION_FAILURE": (503, "ServiceUnavailableError"),  # Lambda throttled: all busy
+    "INTEGRATION_TIMEOUT": (504, "GatewayTimeoutError"),
+    "API_CONFIGURATION_ERROR": (500, "InternalServerError"),
+    "AUTHORIZER_CONFIGURATION_ERROR": (500, "InternalServerError"),
+    "AUTHORIZER_FAILURE": (500, "InternalServerError"),
+}
+RETRY_AFTER = {"THROTTLED": "1", "INTEGRATION_FAILURE": "1", "QUOTA_EXCEEDED": "60"}
+
+
+def _app_headers() -> dict[str, str]:
+    """The headers that the app puts on every JSON answer."""
+    from chalice.app import CORSConfig
+
+    import app as app_module
+    from chalicelib.web import COMMON_HEADERS
+
+    cors = app_module.app.api.cors
+    cors = CORSConfig() if cors is True else cors
+    return {"Content-Type": "application/json", **COMMON_HEADERS,
+            **cors.get_access_control_headers()}
+
+
+def test_every_gateway_response_is_in_the_apps_error_shape(template):
+    responses = _api(template)["GatewayResponses"]
+    assert set(responses) == set(GATEWAY_RESPONSES)
+    for kind, (status, code) in GATEWAY_RESPONSES.items():
+        response = responses[kind]
+        assert response.get("StatusCode") == (None if status is None else str(status)), kind
+        (body,) = response["ResponseTemplates"].values()
+        assert list(response["ResponseTemplates"]) == ["application/json"], kind
+        # API Gateway substitutes $context, $input, $stageVariables... in the
+        # template: none at all, so nothing of the request is echoed.
+        assert "$" not in body, kind
+        parsed = json.loads(body)
+        assert set(parsed) == {"Code", "Message"}, kind
+        assert parsed["Code"] == code and parsed["Message"], kind
+
+
+def test_gateway_responses_carry_the_apps_headers_and_echo_none(template):
+    expected = _app_headers()
+    assert {"Content-Type", "Cache-Control", "X-Content-Type-Options",
+            "Access-Control-Allow-Origin"} <= set(expected)
+    for kind, response in _api(template)["GatewayResponses"].items():
+        assert set(response["ResponseParameters"]) == {"Headers"}, kind  # no Paths, no QueryStrings
+        headers = response["ResponseParameters"]["Headers"]
+        for name, value in headers.items():
+            # A quoted literal; anything else (method.request.header.X, ...)
+            # would copy a part of the request into the answer.
+            assert re.fullmatch(r"'[^'$]*'", value), (kind, name, value)
+        literal = {name: value[1:-1] for name, value in headers.items()}
+        retry = RETRY_AFTER.get(kind)
+        assert literal == {**expected, **({"Retry-After": retry} if retry else {})}, kind

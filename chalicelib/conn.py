@@ -3,6 +3,10 @@
 Nothing connects at import time. A connection is opened on first use, kept for
 the next (warm) invocation on the same thread, checked without a round trip
 before reuse, and dropped when it breaks, so the next request opens a new one.
+A host that serves many HTTP connections on many threads (the local server,
+tools/local_server.py) calls release() after each request: the connection goes
+to a small process-wide idle pool, which the next request on any thread takes
+from before it opens one. Lambda never calls it: one connection per instance.
 Every call is a single `SELECT * FROM fn(...)` in autocommit mode: no BEGIN,
 no COMMIT, one round trip.
 """
@@ -21,6 +25,9 @@ from chalicelib.errors import ServiceUnavailableError
 _local = threading.local()
 _log = logging.getLogger("delivery_api.db")
 _sql_cache: dict[tuple[str, int], str] = {}
+# Released connections, most recently used last; at most DB_IDLE_CONNECTIONS.
+_idle: list[psycopg2.extensions.connection] = []
+_idle_lock = threading.Lock()
 
 
 def _settings() -> dict[str, object]:
@@ -80,11 +87,13 @@ def connection() -> psycopg2.extensions.connection:
         drop()
         conn = None
     if conn is None:
-        try:
-            conn = _open()
-        except psycopg2.Error as exc:
-            _log.warning("database unavailable: cannot connect: %s", _first_line(exc))
-            raise ServiceUnavailableError("database: unavailable") from exc
+        conn = _take_idle() if _idle else None
+        if conn is None:
+            try:
+                conn = _open()
+            except psycopg2.Error as exc:
+                _log.warning("database unavailable: cannot connect: %s", _first_line(exc))
+                raise ServiceUnavailableError("database: unavailable") from exc
         _local.conn = conn
     return conn
 
@@ -93,15 +102,54 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+def _close(conn: psycopg2.extensions.connection) -> None:
+    try:
+        conn.close()
+    except psycopg2.Error:
+        pass
+
+
 def drop() -> None:
     """Closes and forgets this thread's connection."""
     conn = getattr(_local, "conn", None)
     _local.conn = None
     if conn is not None:
-        try:
-            conn.close()
-        except psycopg2.Error:
-            pass
+        _close(conn)
+
+
+def idle_limit() -> int:
+    """How many released connections the idle pool keeps (DB_IDLE_CONNECTIONS)."""
+    return int(os.environ.get("DB_IDLE_CONNECTIONS", "4"))
+
+
+def release() -> None:
+    """Hands this thread's connection to the idle pool, or closes it when the
+    pool is full or the connection is not idle. For a host that serves each
+    HTTP connection on its own thread, so that idle clients pin no database
+    backend; a thread that calls nothing keeps its connection, as on Lambda."""
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        return
+    _local.conn = None
+    if not conn.closed and (conn.info.transaction_status
+                            == psycopg2.extensions.TRANSACTION_STATUS_IDLE):
+        with _idle_lock:
+            if len(_idle) < idle_limit():
+                _idle.append(conn)
+                return
+    _close(conn)
+
+
+def _take_idle() -> psycopg2.extensions.connection | None:
+    """The most recently released connection that the server has not closed."""
+    while True:
+        with _idle_lock:
+            if not _idle:
+                return None
+            conn = _idle.pop()
+        if not _is_stale(conn):
+            return conn
+        _close(conn)
 
 
 def _sql(fn: str, nargs: int) -> str:

@@ -5,6 +5,7 @@ afterwards). With DATABASE_URL it creates a scratch database on that server,
 drops it afterwards, and touches nothing else.
 """
 
+import atexit
 import itertools
 import json
 import os
@@ -192,18 +193,21 @@ def free_port() -> int:
 
 
 def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = None):
-    """A real `chalice local` process; returns (process, base_url, log_path)."""
+    """A real local server process (`make run`'s: Chalice's dev server as
+    `chalice local` runs it, with tools/local_server.py's guards); returns
+    (process, base_url, log_path)."""
     port = free_port()
     handle, name = tempfile.mkstemp(prefix="chalice-local-", suffix=".log")
     os.close(handle)
     log_path = Path(name)
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("chalice")), "local", "--host", "127.0.0.1",
-         "--port", str(port), "--stage", "dev", "--no-autoreload"],
-        cwd=ROOT, env=env, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tools.local_server", "--host", "127.0.0.1",
+             "--port", str(port), "--stage", "dev"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    process.log_path = log_path  # removed by stop()
+    process.log_path = log_path  # removed when the test run ends (see stop())
     if not wait_until_serving(base, process, 30):
         process.kill()
         text = log_path.read_text()
@@ -226,8 +230,18 @@ def wait_until_serving(base: str, process: subprocess.Popen, seconds: float) -> 
         time.sleep(0.2)
 
 
+def _remove_logs(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+_stopped_logs: list[Path] = []
+atexit.register(_remove_logs, _stopped_logs)
+
+
 def stop(process: subprocess.Popen) -> None:
-    """Stops a process of start_chalice_local and removes its log."""
+    """Stops a process of start_chalice_local. Its log stays readable (a test
+    may check it after the stop) and is removed when the test run ends."""
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -235,7 +249,7 @@ def stop(process: subprocess.Popen) -> None:
         process.kill()
     log_path = getattr(process, "log_path", None)
     if log_path is not None:
-        log_path.unlink(missing_ok=True)
+        _stopped_logs.append(log_path)
 
 
 def http_api(base: str) -> Api:

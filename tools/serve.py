@@ -1,4 +1,5 @@
-"""`make run`: the database, the schema and demo data, and `chalice local`.
+"""`make run`: the database, the schema and demo data, and the local server
+(tools/local_server.py: what `chalice local` runs, with guards against hostile clients).
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
 data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder).
@@ -29,12 +30,11 @@ def main() -> int:
         url = server.get_uri()
     devdb.apply_sql(url, devdb.SCHEME)
     devdb.apply_sql(url, devdb.DEMO)
-    chalice = Path(sys.executable).with_name("chalice")
     env = {**os.environ, "DATABASE_URL": url}
     print(f"serving http://127.0.0.1:{port}/ (demo users: sender/pass, courier/pass)", flush=True)
     child = subprocess.Popen(
-        [str(chalice), "local", "--host", "127.0.0.1", "--port", port, "--stage", "dev",
-         "--no-autoreload"],
+        [sys.executable, "-m", "tools.local_server", "--host", "127.0.0.1", "--port", port,
+         "--stage", "dev"],
         cwd=devdb.ROOT, env=env)
     try:
         return child.wait()

@@ -34,8 +34,8 @@ def _authed(fn: str, *args: object) -> str:
     return body
 
 
-def _page_args() -> tuple[int, int]:
-    return validation.pagination(web.request().query_params)
+def _query() -> dict[str, str]:
+    return web.request().query_params or {}
 
 
 @app.route("/", methods=["GET"], content_types=[])
@@ -90,7 +90,7 @@ def me() -> Response:
 
 @app.route("/couriers", methods=["GET"], content_types=[])
 def couriers() -> Response:
-    return web.json_response(_authed("list_couriers", *_page_args()))
+    return web.json_response(_authed("list_couriers", *validation.pagination(_query())))
 
 
 def _create_delivery(status: int) -> Response:
@@ -98,8 +98,10 @@ def _create_delivery(status: int) -> Response:
     length, width, height = validation.size(body)
     cost = validation.money(body, "cost")
     description = validation.text(body, "description", 0, 1000, required=False)
+    external_id = validation.external_id(body)
     return web.json_response(
-        _authed("create_delivery", length, width, height, cost, description), status=status)
+        _authed("create_delivery", length, width, height, cost, description, external_id),
+        status=status)
 
 
 @app.route("/deliveries", methods=["POST"])
@@ -121,13 +123,18 @@ def get_delivery(did: str) -> Response:
 @app.route("/deliveries/sender/{sid}", methods=["GET"], content_types=[])
 def sender_deliveries(sid: str) -> Response:
     sender_id = validation.positive_id(sid, "sid")
-    return web.json_response(_authed("list_sender_deliveries", sender_id, *_page_args()))
+    return web.json_response(_authed(
+        "list_sender_deliveries", sender_id, *validation.pagination(_query()),
+        *validation.delivery_filters(_query(), with_courier=True)))
 
 
 @app.route("/deliveries/courier/{cid}", methods=["GET"], content_types=[])
 def courier_deliveries(cid: str) -> Response:
     courier_id = validation.positive_id(cid, "cid")
-    return web.json_response(_authed("list_courier_deliveries", courier_id, *_page_args()))
+    statuses, start, end, _ = validation.delivery_filters(_query(), with_courier=False)
+    return web.json_response(_authed(
+        "list_courier_deliveries", courier_id, *validation.pagination(_query()),
+        statuses, start, end))
 
 
 @app.route("/assign/{did}/{cid}", methods=["PUT"], content_types=[])
@@ -135,6 +142,62 @@ def assign(did: str, cid: str) -> Response:
     delivery_id = validation.positive_id(did, "did")
     courier_id = validation.positive_id(cid, "cid")
     return web.json_response(_authed("assign_delivery", delivery_id, courier_id))
+
+
+def _action(did: str, action: str, reason: str | None = None, note: str | None = None,
+            recipient_name: str | None = None) -> Response:
+    delivery_id = validation.positive_id(did, "did")
+    return web.json_response(_authed("delivery_action", delivery_id, action, reason, note,
+                                     recipient_name))
+
+
+# The actions take an optional JSON body; a request without one may come
+# without a Content-Type.
+_ACTION = {"methods": ["POST"], "content_types": ["application/json", "text/plain"]}
+
+
+@app.route("/deliveries/{did}/unassign", **_ACTION)
+def unassign(did: str) -> Response:
+    validation.optional_object(web.request().raw_body)
+    return _action(did, "unassign")
+
+
+@app.route("/deliveries/{did}/pickup", **_ACTION)
+def pickup(did: str) -> Response:
+    validation.optional_object(web.request().raw_body)
+    return _action(did, "pickup")
+
+
+@app.route("/deliveries/{did}/deliver", **_ACTION)
+def deliver(did: str) -> Response:
+    body = validation.optional_object(web.request().raw_body)
+    return _action(did, "deliver",
+                   note=validation.text(body, "note", 1, 500, required=False),
+                   recipient_name=validation.text(body, "recipient_name", 1, 128,
+                                                  required=False))
+
+
+@app.route("/deliveries/{did}/fail", **_ACTION)
+def fail(did: str) -> Response:
+    body = validation.optional_object(web.request().raw_body)
+    return _action(did, "fail", reason=validation.one_of(body, "reason", validation.FAIL_REASONS),
+                   note=validation.text(body, "note", 1, 500, required=False))
+
+
+@app.route("/deliveries/{did}/cancel", **_ACTION)
+def cancel(did: str) -> Response:
+    body = validation.optional_object(web.request().raw_body)
+    return _action(did, "cancel", reason=validation.text(body, "reason", 1, 200, required=False))
+
+
+@app.route("/deliveries/{did}/events", methods=["GET"], content_types=[])
+def delivery_events(did: str) -> Response:
+    return web.json_response(_authed("delivery_history", validation.positive_id(did, "did")))
+
+
+@app.route("/events", methods=["GET"], content_types=[])
+def events() -> Response:
+    return web.json_response(_authed("event_feed", *validation.event_query(_query())))
 
 
 @app.route("/revenue/{from}/{to}", methods=["GET"], content_types=[])

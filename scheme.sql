@@ -181,6 +181,138 @@ ALTER TABLE senders ALTER COLUMN company_key SET NOT NULL;
 ALTER TABLE senders ADD CONSTRAINT senders_company_key_key UNIQUE (company_key);
 $step$);
 
+-- Deliveries move through a state machine with a history: status and its
+-- timestamps, the sender's own reference, one event per change (the outbox the
+-- feed and the webhooks read), revenue by delivery, keyed list cursors.
+SELECT pg_temp.migration_step(4, 'delivery lifecycle, delivery_events, cursor key', $step$
+-- Writers wait until the new functions and triggers exist (end of this transaction).
+LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
+ALTER TABLE deliveries
+    ADD COLUMN status       text NOT NULL DEFAULT 'created',
+    ADD COLUMN external_id  text,
+    ADD COLUMN picked_up_at timestamptz,
+    ADD COLUMN delivered_at timestamptz,
+    ADD COLUMN updated_at   timestamptz;
+-- Existing deliveries: assigned when they have a courier; none was delivered.
+UPDATE deliveries
+   SET status = CASE WHEN courier_id IS NULL THEN 'created' ELSE 'assigned' END,
+       updated_at = coalesce(assigned_at, created_at);
+ALTER TABLE deliveries
+    ALTER COLUMN updated_at SET NOT NULL,
+    ALTER COLUMN updated_at SET DEFAULT now(),
+    ADD CONSTRAINT deliveries_status_check CHECK (
+        status IN ('created', 'assigned', 'picked_up', 'delivered', 'failed', 'cancelled')),
+    -- A status and its facts agree, whatever code path writes the row.
+    ADD CONSTRAINT deliveries_status_facts CHECK (CASE status
+        WHEN 'created' THEN courier_id IS NULL AND picked_up_at IS NULL AND delivered_at IS NULL
+        WHEN 'assigned' THEN courier_id IS NOT NULL AND picked_up_at IS NULL
+                             AND delivered_at IS NULL
+        WHEN 'picked_up' THEN courier_id IS NOT NULL AND picked_up_at IS NOT NULL
+                              AND delivered_at IS NULL
+        WHEN 'delivered' THEN courier_id IS NOT NULL AND picked_up_at IS NOT NULL
+                              AND delivered_at IS NOT NULL
+        WHEN 'failed' THEN courier_id IS NOT NULL AND picked_up_at IS NOT NULL
+                           AND delivered_at IS NULL
+        ELSE picked_up_at IS NULL AND delivered_at IS NULL END),
+    ADD CONSTRAINT deliveries_external_id_check CHECK (external_id ~ '^[A-Za-z0-9._~:-]{1,64}$');
+CREATE UNIQUE INDEX deliveries_external_id_key
+    ON deliveries (sender_id, external_id) WHERE external_id IS NOT NULL;
+
+-- The lists, newest first, carrying what their filters read (no heap visit
+-- to filter, no sort whatever the filter).
+DROP INDEX deliveries_sender_idx;
+CREATE INDEX deliveries_sender_idx
+    ON deliveries (sender_id, created_at DESC, id DESC) INCLUDE (status);
+DROP INDEX deliveries_courier_idx;
+CREATE INDEX deliveries_courier_idx
+    ON deliveries (courier_id, created_at DESC, id DESC) INCLUDE (status)
+    WHERE courier_id IS NOT NULL;
+DROP INDEX deliveries_courier_sender_idx;
+CREATE INDEX deliveries_courier_sender_idx
+    ON deliveries (courier_id, sender_id, created_at DESC, id DESC) INCLUDE (status)
+    WHERE courier_id IS NOT NULL;
+-- The daily limit: a courier's assignments that hold a slot.
+DROP INDEX deliveries_courier_assigned_idx;
+CREATE INDEX deliveries_courier_assigned_idx
+    ON deliveries (courier_id, assigned_at) WHERE courier_id IS NOT NULL AND status <> 'cancelled';
+-- Revenue's part-days: delivered deliveries by delivery time.
+CREATE INDEX deliveries_courier_delivered_idx
+    ON deliveries (courier_id, delivered_at) INCLUDE (cost) WHERE status = 'delivered';
+
+-- The rollup now sums delivered deliveries by the UTC day of delivered_at.
+DELETE FROM courier_daily_revenue;
+INSERT INTO courier_daily_revenue (courier_id, day, deliveries, revenue)
+SELECT courier_id, (delivered_at AT TIME ZONE 'UTC')::date, count(*), sum(cost)
+  FROM deliveries WHERE status = 'delivered'
+ GROUP BY 1, 2;
+
+CREATE TABLE delivery_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    type        text NOT NULL CHECK (type IN (
+                    'delivery.created', 'delivery.assigned', 'delivery.unassigned',
+                    'delivery.picked_up', 'delivery.delivered', 'delivery.failed',
+                    'delivery.cancelled')),
+    delivery_id bigint NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    sender_id   bigint NOT NULL,
+    courier_id  bigint,
+    status      text NOT NULL,
+    at          timestamptz NOT NULL,
+    actor_role  text NOT NULL CHECK (actor_role IN ('sender', 'courier')),
+    actor_id    bigint NOT NULL,
+    data        json NOT NULL
+);
+CREATE INDEX delivery_events_delivery_idx ON delivery_events (delivery_id, id);
+CREATE INDEX delivery_events_sender_idx ON delivery_events (sender_id, id) INCLUDE (type);
+CREATE INDEX delivery_events_courier_idx
+    ON delivery_events (courier_id, id) INCLUDE (type) WHERE courier_id IS NOT NULL;
+
+-- History is never empty: every delivery gets its delivery.created event, and
+-- an assigned one its delivery.assigned, in the order they happened.
+INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at,
+                             actor_role, actor_id, data)
+SELECT e.type, d.id, d.sender_id, e.courier_id, e.status, e.at, 'sender', d.sender_id,
+       json_build_object(
+           'id', d.id, 'sender_id', d.sender_id, 'courier_id', e.courier_id,
+           'size', concat(d.length_cm, 'x', d.width_cm, 'x', d.height_cm),
+           'cost', d.cost::text, 'description', d.description, 'external_id', NULL,
+           'status', e.status,
+           'created_at', to_char(d.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           'assigned_at', to_char(e.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+           'picked_up_at', NULL, 'delivered_at', NULL,
+           'updated_at', to_char(e.at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+  FROM deliveries d
+ CROSS JOIN LATERAL (VALUES
+           (1, 'delivery.created', NULL::bigint, 'created', d.created_at, NULL::timestamptz),
+           (2, 'delivery.assigned', d.courier_id, 'assigned', d.assigned_at, d.assigned_at))
+       AS e (n, type, courier_id, status, at, assigned_at)
+ WHERE e.n = 1 OR d.courier_id IS NOT NULL
+ ORDER BY e.at, d.id, e.n;
+
+-- The key that makes list cursors tamper-evident (HMAC-SHA256, kept as its
+-- inner and outer pads). Random, made here once; a leak lets nobody see more
+-- than their own lists.
+CREATE TABLE server_keys (
+    name      text PRIMARY KEY,
+    inner_pad bytea NOT NULL CHECK (octet_length(inner_pad) = 64),
+    outer_pad bytea NOT NULL CHECK (octet_length(outer_pad) = 64)
+);
+INSERT INTO server_keys (name, inner_pad, outer_pad)
+SELECT 'cursor',
+       decode(string_agg(lpad(to_hex(get_byte(k.bytes, i) # 54), 2, '0'), '' ORDER BY i), 'hex'),
+       decode(string_agg(lpad(to_hex(get_byte(k.bytes, i) # 92), 2, '0'), '' ORDER BY i), 'hex')
+  FROM (SELECT decode(replace(concat(gen_random_uuid(), gen_random_uuid(), gen_random_uuid(),
+                                     gen_random_uuid()), '-', ''), 'hex') AS bytes) k
+ CROSS JOIN generate_series(0, 63) i
+ GROUP BY k.bytes;
+
+-- Their replacements take the new parameters.
+DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeric, text);
+DROP FUNCTION IF EXISTS deliveries_page(bigint[], integer, integer);
+DROP FUNCTION IF EXISTS list_couriers(bytea, integer, integer);
+DROP FUNCTION IF EXISTS list_sender_deliveries(bytea, bigint, integer, integer);
+DROP FUNCTION IF EXISTS list_courier_deliveries(bytea, bigint, integer, integer);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -191,7 +323,7 @@ $step$);
 --   DL401  401  missing, invalid, expired or revoked token
 --   DL403  403  authenticated, but not allowed
 --   DL404  404  not found, or not the caller's to see
---   DL409  409  conflict: taken name, daily limit
+--   DL409  409  conflict: taken name, daily limit, a status the action does not allow
 --   DL429  429  locked out
 
 CREATE OR REPLACE FUNCTION api_fail(p_status integer, p_message text) RETURNS void
@@ -248,9 +380,14 @@ LANGUAGE sql STABLE AS $$
                   ',"size":"', d.length_cm, 'x', d.width_cm, 'x', d.height_cm,
                   '","cost":"', d.cost,
                   '","description":', coalesce(to_json(d.description)::text, 'null'),
-                  ',"created_at":"', rfc3339(d.created_at),
+                  ',"external_id":', coalesce('"' || d.external_id || '"', 'null'),
+                  ',"status":"', d.status,
+                  '","created_at":"', rfc3339(d.created_at),
                   '","assigned_at":', coalesce('"' || rfc3339(d.assigned_at) || '"', 'null'),
-                  '}')
+                  ',"picked_up_at":', coalesce('"' || rfc3339(d.picked_up_at) || '"', 'null'),
+                  ',"delivered_at":', coalesce('"' || rfc3339(d.delivered_at) || '"', 'null'),
+                  ',"updated_at":"', rfc3339(d.updated_at),
+                  '"}')
 $$;
 
 -- The JSON object of one delivery, as the API shows it.
@@ -271,18 +408,68 @@ LANGUAGE sql STABLE AS $$
      WHERE t.token_sha256 = p_token AND t.expires_at > now()
 $$;
 
+-- ---------------------------------------------------------------- cursors
+-- A list cursor is 32 bytes: the position (created_at in microseconds since
+-- the epoch, and id) and the first 16 bytes of an HMAC-SHA256 over the list
+-- it belongs to (its scope: which list, whose, asked by whom) and the
+-- position. Python carries it as base64url; a cursor of another list or user,
+-- or an altered one, fails the MAC.
+
+CREATE OR REPLACE FUNCTION cursor_mac(p_scope text, p_position bytea) RETURNS bytea
+LANGUAGE sql STABLE AS $$
+    SELECT substring(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(p_scope, 'UTF8')
+                                                  || p_position)) FROM 1 FOR 16)
+      FROM server_keys k WHERE k.name = 'cursor'
+$$;
+
+CREATE OR REPLACE FUNCTION cursor_make(p_scope text, p_at timestamptz, p_id bigint) RETURNS bytea
+LANGUAGE sql STABLE AS $$
+    SELECT v.position || cursor_mac(p_scope, v.position)
+      FROM (SELECT int8send((extract(epoch FROM p_at) * 1000000)::bigint)
+                   || int8send(p_id) AS position) v
+$$;
+
+-- The position of a cursor (NULL, NULL when there is none); 400 when the
+-- cursor was not issued for this scope.
+CREATE OR REPLACE FUNCTION cursor_read(p_scope text, p_cursor bytea,
+    OUT at timestamptz, OUT id bigint)
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_position bytea := substring(p_cursor FROM 1 FOR 16);
+BEGIN
+    IF p_cursor IS NULL THEN
+        RETURN;
+    END IF;
+    IF octet_length(p_cursor) <> 32
+       OR substring(p_cursor FROM 17) <> cursor_mac(p_scope, v_position) THEN
+        PERFORM api_fail(400, 'after: is not a cursor of this list');
+    END IF;
+    at := timestamptz 'epoch'
+          + (('x' || encode(substring(v_position FROM 1 FOR 8), 'hex'))::bit(64)::bigint
+             || ' microseconds')::interval;
+    id := ('x' || encode(substring(v_position FROM 9 FOR 8), 'hex'))::bit(64)::bigint;
+END $$;
+
 -- A page of deliveries as the API shows it, from the ids of the page in order
--- and one more (which only tells that there is a next page).
-CREATE OR REPLACE FUNCTION deliveries_page(p_ids bigint[], p_page integer, p_per_page integer)
+-- and one more (which only tells that there is a next page). p_page is NULL
+-- in cursor mode.
+CREATE OR REPLACE FUNCTION deliveries_page(p_ids bigint[], p_page integer, p_per_page integer,
+                                           p_scope text)
 RETURNS json
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    v_more boolean := cardinality(p_ids) > p_per_page;
 BEGIN
     RETURN (
         SELECT concat('{"items":[', string_agg(delivery_text(d), ',' ORDER BY k.n),
-                      '],"page":', p_page,
+                      '],"page":', coalesce(p_page::text, 'null'),
                       ',"per_page":', p_per_page,
-                      ',"next_page":', CASE WHEN cardinality(p_ids) > p_per_page
+                      ',"next_page":', CASE WHEN v_more AND p_page IS NOT NULL
                                             THEN (p_page + 1)::text ELSE 'null' END,
+                      ',"next_cursor":', CASE WHEN v_more THEN '"' || translate(encode(
+                          cursor_make(p_scope, max(d.created_at) FILTER (WHERE k.n = p_per_page),
+                                      max(d.id) FILTER (WHERE k.n = p_per_page)),
+                          'base64'), '+/=', '-_') || '"' ELSE 'null' END,
                       '}')::json
           FROM unnest(p_ids[1:p_per_page]) WITH ORDINALITY AS k (id, n)
           JOIN deliveries d ON d.id = k.id);
@@ -501,13 +688,18 @@ END $$;
 -- ---------------------------------------------------------------- couriers
 
 -- Senders only: couriers newest first, with today's assignments and room left.
+-- Page mode (p_page) or cursor mode (p_after, the cursor's bytes).
 CREATE OR REPLACE FUNCTION list_couriers(p_token bytea, p_page integer, p_per_page integer,
+                                         p_after bytea,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_scope text;
+    v_after_id bigint;
     v_items text;
     v_more boolean;
+    v_last bigint;
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
     IF NOT FOUND THEN
@@ -517,6 +709,8 @@ BEGIN
         PERFORM api_fail(403, 'only senders can list couriers');
     END IF;
     caller_id := c.user_id;
+    v_scope := 'couriers:' || c.user_id;
+    SELECT r.id INTO v_after_id FROM cursor_read(v_scope, p_after) r;
     SELECT string_agg(concat('{"id":', r.id,
                              ',"first_name":', to_json(r.first_name),
                              ',"last_name":', to_json(r.last_name),
@@ -524,26 +718,54 @@ BEGIN
                              ',"assigned_today":', r.today,
                              ',"remaining_today":', greatest(0, daily_limit() - r.today),
                              '}'), ',' ORDER BY r.id DESC) FILTER (WHERE r.n <= p_per_page),
-           count(*) > p_per_page
-      INTO v_items, v_more
+           count(*) > p_per_page,
+           min(r.id) FILTER (WHERE r.n <= p_per_page)
+      INTO v_items, v_more, v_last
       FROM (SELECT k.id, k.first_name, k.last_name, k.vehicle,
                    (SELECT count(*) FROM deliveries d
-                     WHERE d.courier_id = k.id AND d.assigned_at >= utc_today())::integer AS today,
+                     WHERE d.courier_id = k.id AND d.assigned_at >= utc_today()
+                       AND d.status <> 'cancelled')::integer AS today,
                    row_number() OVER (ORDER BY k.id DESC) AS n
               FROM (SELECT * FROM couriers
+                     WHERE id < coalesce(v_after_id, 9223372036854775807)
                      ORDER BY id DESC
-                     LIMIT p_per_page + 1 OFFSET p_page::bigint * p_per_page) k) r;
-    body := concat('{"items":[', v_items, '],"page":', p_page, ',"per_page":', p_per_page,
-                   ',"next_page":', CASE WHEN v_more THEN (p_page + 1)::text ELSE 'null' END,
+                     LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page) k) r;
+    body := concat('{"items":[', v_items, '],"page":', coalesce(p_page::text, 'null'),
+                   ',"per_page":', p_per_page,
+                   ',"next_page":', CASE WHEN v_more AND p_page IS NOT NULL
+                                         THEN (p_page + 1)::text ELSE 'null' END,
+                   ',"next_cursor":', CASE WHEN v_more THEN '"' || translate(encode(
+                       cursor_make(v_scope, timestamptz 'epoch', v_last), 'base64'),
+                       '+/=', '-_') || '"' ELSE 'null' END,
                    '}')::json;
 END $$;
 
 -- ---------------------------------------------------------------- deliveries
 
--- Senders only: a new delivery of the caller's company.
+-- Records one event of a delivery, in the caller's transaction. Event ids
+-- follow commit order: from here to the commit one writer at a time, so
+-- that a reader who has seen event n has seen every event below n (the feed
+-- never skips one that commits late). p_courier_id is the courier concerned;
+-- p_extra, JSON members added to the delivery's snapshot (",\"reason\":...").
+CREATE OR REPLACE FUNCTION record_event(p_type text, d deliveries, p_courier_id bigint,
+                                        p_actor_role text, p_actor_id bigint, p_extra text)
+RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(724002);
+    INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at,
+                                 actor_role, actor_id, data)
+    VALUES (p_type, d.id, d.sender_id, p_courier_id, d.status, d.updated_at,
+            p_actor_role, p_actor_id,
+            (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d)
+                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json);
+END $$;
+
+-- Senders only: a new delivery of the caller's company (status created), and
+-- its delivery.created event; 409 when the sender already used external_id.
 CREATE OR REPLACE FUNCTION create_delivery(
     p_token bytea, p_length integer, p_width integer, p_height integer,
-    p_cost numeric, p_description text,
+    p_cost numeric, p_description text, p_external_id text,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
@@ -557,9 +779,18 @@ BEGIN
     IF c.role <> 'sender' THEN
         PERFORM api_fail(403, 'only senders can create deliveries');
     END IF;
-    INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost, description)
-    VALUES (c.sender_id, p_length, p_width, p_height, p_cost, p_description)
-    RETURNING * INTO d;
+    BEGIN
+        INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost, description,
+                                external_id)
+        VALUES (c.sender_id, p_length, p_width, p_height, p_cost, p_description, p_external_id)
+        RETURNING * INTO d;
+    EXCEPTION WHEN unique_violation THEN
+        PERFORM api_fail(409, format('external_id: %s is already used by delivery %s',
+                                     p_external_id,
+                                     (SELECT id FROM deliveries WHERE sender_id = c.sender_id
+                                                                  AND external_id = p_external_id)));
+    END;
+    PERFORM record_event('delivery.created', d, NULL, 'sender', c.sender_id, NULL);
     caller_id := c.user_id;
     body := delivery_json(d);
 END $$;
@@ -586,13 +817,20 @@ BEGIN
     body := v;
 END $$;
 
--- A sender's own deliveries, newest first; another sender's id is 403.
+-- A sender's own deliveries, newest first, filtered; another sender's id is
+-- 403. Page mode (p_page) or cursor mode (p_after). Each filter is read from
+-- the index the list is walked in (no sort, no heap visit to filter).
 CREATE OR REPLACE FUNCTION list_sender_deliveries(
-    p_token bytea, p_sender_id bigint, p_page integer, p_per_page integer,
+    p_token bytea, p_sender_id bigint, p_page integer, p_per_page integer, p_after bytea,
+    p_statuses text[], p_created_from timestamptz, p_created_to timestamptz,
+    p_courier_id bigint,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_scope text;
+    k record;
+    v_ids bigint[];
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
     IF NOT FOUND THEN
@@ -602,23 +840,47 @@ BEGIN
         PERFORM api_fail(403, 'sid: you can only list your own deliveries');
     END IF;
     caller_id := c.user_id;
-    -- The page's ids come from the index alone (an index-only scan, however
-    -- deep the page); only the rows shown are read.
-    body := deliveries_page(ARRAY(
-        SELECT d.id FROM deliveries d
-         WHERE d.sender_id = p_sender_id
-         ORDER BY d.created_at DESC, d.id DESC
-         LIMIT p_per_page + 1 OFFSET p_page::bigint * p_per_page), p_page, p_per_page);
+    v_scope := 'sender:' || p_sender_id || ':' || c.user_id;
+    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 0) AS id INTO k
+      FROM cursor_read(v_scope, p_after) r;
+    IF p_courier_id IS NULL THEN
+        v_ids := ARRAY(
+            SELECT d.id FROM deliveries d
+             WHERE d.sender_id = p_sender_id
+               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
+                                                     THEN 9223372036854775807 ELSE k.id END)
+               AND d.created_at >= coalesce(p_created_from, '-infinity')
+               AND d.created_at < coalesce(p_created_to, 'infinity')
+               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+             ORDER BY d.created_at DESC, d.id DESC
+             LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
+    ELSE
+        v_ids := ARRAY(
+            SELECT d.id FROM deliveries d
+             WHERE d.courier_id = p_courier_id AND d.sender_id = p_sender_id
+               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
+                                                     THEN 9223372036854775807 ELSE k.id END)
+               AND d.created_at >= coalesce(p_created_from, '-infinity')
+               AND d.created_at < coalesce(p_created_to, 'infinity')
+               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+             ORDER BY d.created_at DESC, d.id DESC
+             LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
+    END IF;
+    body := deliveries_page(v_ids, p_page, p_per_page, v_scope);
 END $$;
 
--- A courier's deliveries, newest first: the courier sees all of theirs, a
--- sender only its own; another courier is 403, an unknown courier 404.
+-- A courier's deliveries, newest first, filtered: the courier sees all of
+-- theirs, a sender only its own; another courier is 403, an unknown courier
+-- 404. Page mode or cursor mode, as list_sender_deliveries.
 CREATE OR REPLACE FUNCTION list_courier_deliveries(
-    p_token bytea, p_courier_id bigint, p_page integer, p_per_page integer,
+    p_token bytea, p_courier_id bigint, p_page integer, p_per_page integer, p_after bytea,
+    p_statuses text[], p_created_from timestamptz, p_created_to timestamptz,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_scope text;
+    k record;
     v_ids bigint[];
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
@@ -632,32 +894,47 @@ BEGIN
         PERFORM api_fail(404, format('courier %s not found', p_courier_id));
     END IF;
     caller_id := c.user_id;
+    v_scope := 'courier:' || p_courier_id || ':' || c.user_id;
+    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 0) AS id INTO k
+      FROM cursor_read(v_scope, p_after) r;
     -- Two statements, so that each has the index that answers it alone.
     IF c.role = 'courier' THEN
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id
+               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
+                                                     THEN 9223372036854775807 ELSE k.id END)
+               AND d.created_at >= coalesce(p_created_from, '-infinity')
+               AND d.created_at < coalesce(p_created_to, 'infinity')
+               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
              ORDER BY d.created_at DESC, d.id DESC
-             LIMIT p_per_page + 1 OFFSET p_page::bigint * p_per_page);
+             LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     ELSE
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id AND d.sender_id = c.sender_id
+               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
+                                                     THEN 9223372036854775807 ELSE k.id END)
+               AND d.created_at >= coalesce(p_created_from, '-infinity')
+               AND d.created_at < coalesce(p_created_to, 'infinity')
+               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
              ORDER BY d.created_at DESC, d.id DESC
-             LIMIT p_per_page + 1 OFFSET p_page::bigint * p_per_page);
+             LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     END IF;
-    body := deliveries_page(v_ids, p_page, p_per_page);
+    body := deliveries_page(v_ids, p_page, p_per_page, v_scope);
 END $$;
 
--- The owner sender assigns a delivery to a courier. The courier's row lock
--- serializes every assignment to that courier, so the daily limit holds under
--- any concurrency; the same courier again is a no-op; reassigning is allowed.
+-- The owner sender assigns a delivery (created or assigned) to a courier.
+-- The courier's row lock serializes every assignment to that courier, so the
+-- daily limit holds under any concurrency; the same courier again is a
+-- no-op. Reassigning records the old courier's delivery.unassigned first.
 CREATE OR REPLACE FUNCTION assign_delivery(p_token bytea, p_delivery_id bigint, p_courier_id bigint,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
     d deliveries;
+    v_old bigint;
     v_held integer;
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
@@ -665,7 +942,11 @@ BEGIN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
     IF c.role <> 'sender' THEN
-        PERFORM api_fail(403, 'only senders can assign deliveries');
+        IF EXISTS (SELECT 1 FROM deliveries WHERE id = p_delivery_id
+                                              AND courier_id = c.courier_id) THEN
+            PERFORM api_fail(403, 'only the sender of a delivery can assign it');
+        END IF;
+        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
     END IF;
     PERFORM 1 FROM deliveries WHERE id = p_delivery_id AND sender_id = c.sender_id;
     IF NOT FOUND THEN
@@ -675,38 +956,204 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_fail(404, format('courier %s not found', p_courier_id));
     END IF;
-    -- Read again under the lock: a concurrent request may have assigned it.
+    -- Read again under the lock: a concurrent request may have changed it.
     SELECT * INTO d FROM deliveries WHERE id = p_delivery_id FOR UPDATE;
-    IF d.courier_id = p_courier_id THEN
-        caller_id := c.user_id;
+    caller_id := c.user_id;
+    IF d.courier_id = p_courier_id AND d.status <> 'cancelled' THEN
         body := delivery_json(d);
         RETURN;
     END IF;
+    IF d.status NOT IN ('created', 'assigned') THEN
+        PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
+    END IF;
     SELECT count(*) INTO v_held FROM deliveries
-     WHERE courier_id = p_courier_id AND assigned_at >= utc_today();
+     WHERE courier_id = p_courier_id AND assigned_at >= utc_today() AND status <> 'cancelled';
     IF v_held >= daily_limit() THEN
         PERFORM api_fail(409, format('cid: courier %s already has %s deliveries assigned today',
                                      p_courier_id, v_held));
     END IF;
-    UPDATE deliveries SET courier_id = p_courier_id, assigned_at = now()
+    v_old := d.courier_id;
+    IF v_old IS NOT NULL THEN
+        -- The old courier is told they lost it, with the delivery as it is
+        -- between the two changes (no courier: not the new one's id).
+        d.courier_id := NULL;
+        d.assigned_at := NULL;
+        d.status := 'created';
+        d.updated_at := now();
+        PERFORM record_event('delivery.unassigned', d, v_old, 'sender', c.sender_id, NULL);
+    END IF;
+    UPDATE deliveries SET courier_id = p_courier_id, assigned_at = now(), status = 'assigned',
+                          updated_at = now()
      WHERE id = p_delivery_id RETURNING * INTO d;
-    caller_id := c.user_id;
+    PERFORM record_event('delivery.assigned', d, p_courier_id, 'sender', c.sender_id, NULL);
     body := delivery_json(d);
+END $$;
+
+-- The other actions of the lifecycle, one transition table:
+--   unassign  owner sender or assigned courier   assigned          -> created
+--   pickup    assigned courier                   assigned          -> picked_up
+--   deliver   assigned courier                   picked_up         -> delivered
+--   fail      assigned courier                   picked_up         -> failed
+--   cancel    owner sender                       created, assigned -> cancelled
+-- Someone who may not see the delivery: 404; the other party: 403; a status
+-- the action does not start from: 409 naming it. Repeating an action that
+-- already moved the delivery to its status is a no-op (no event). The row
+-- lock serializes concurrent actions on one delivery.
+CREATE OR REPLACE FUNCTION delivery_action(p_token bytea, p_delivery_id bigint, p_action text,
+    p_reason text, p_note text, p_recipient_name text,
+    OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+    d deliveries;
+    v_from text[];
+    v_to text;
+    v_who text;  -- sender, courier or both
+    v_old bigint;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    SELECT t.from_status, t.to_status, t.who INTO v_from, v_to, v_who
+      FROM (VALUES ('unassign', '{assigned}'::text[], 'created', 'both'),
+                   ('pickup', '{assigned}', 'picked_up', 'courier'),
+                   ('deliver', '{picked_up}', 'delivered', 'courier'),
+                   ('fail', '{picked_up}', 'failed', 'courier'),
+                   ('cancel', '{created,assigned}', 'cancelled', 'sender'))
+           AS t (action, from_status, to_status, who)
+     WHERE t.action = p_action;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery_action: unknown action %', p_action;
+    END IF;
+    SELECT * INTO d FROM deliveries
+     WHERE id = p_delivery_id AND (sender_id = c.sender_id OR courier_id = c.courier_id)
+       FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
+    END IF;
+    IF v_who <> 'both' AND v_who <> c.role THEN
+        PERFORM api_fail(403, format('only the %s can %s delivery %s',
+                                     CASE v_who WHEN 'sender' THEN 'sender of a delivery'
+                                                ELSE 'assigned courier' END,
+                                     p_action, p_delivery_id));
+    END IF;
+    caller_id := c.user_id;
+    IF d.status = v_to AND p_action <> 'unassign' THEN
+        body := delivery_json(d);
+        RETURN;
+    END IF;
+    IF NOT d.status = ANY (v_from) THEN
+        PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
+    END IF;
+    v_old := d.courier_id;
+    UPDATE deliveries
+       SET status = v_to,
+           courier_id = CASE WHEN p_action = 'unassign' THEN NULL ELSE courier_id END,
+           assigned_at = CASE WHEN p_action = 'unassign' THEN NULL ELSE assigned_at END,
+           picked_up_at = CASE WHEN p_action = 'pickup' THEN now() ELSE picked_up_at END,
+           delivered_at = CASE WHEN p_action = 'deliver' THEN now() ELSE delivered_at END,
+           updated_at = now()
+     WHERE id = d.id RETURNING * INTO d;
+    PERFORM record_event(
+        CASE p_action WHEN 'unassign' THEN 'delivery.unassigned'
+                      WHEN 'pickup' THEN 'delivery.picked_up'
+                      WHEN 'deliver' THEN 'delivery.delivered'
+                      WHEN 'fail' THEN 'delivery.failed'
+                      ELSE 'delivery.cancelled' END,
+        d, v_old, c.role, coalesce(c.sender_id, c.courier_id),
+        concat(',"reason":' || to_json(p_reason), ',"note":' || to_json(p_note),
+               ',"recipient_name":' || to_json(p_recipient_name)));
+    body := delivery_json(d);
+END $$;
+
+-- ---------------------------------------------------------------- events
+
+-- One event as the API shows it.
+CREATE OR REPLACE FUNCTION event_text(e delivery_events) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT concat('{"id":', e.id,
+                  ',"type":"', e.type,
+                  '","delivery_id":', e.delivery_id,
+                  ',"sender_id":', e.sender_id,
+                  ',"courier_id":', coalesce(e.courier_id::text, 'null'),
+                  ',"status":"', e.status,
+                  '","at":"', rfc3339(e.at),
+                  '","actor":{"role":"', e.actor_role, '","id":', e.actor_id,
+                  '},"data":', e.data,
+                  '}')
+$$;
+
+-- A delivery's history, oldest first, for whoever may see the delivery.
+CREATE OR REPLACE FUNCTION delivery_history(p_token bytea, p_delivery_id bigint,
+    OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    PERFORM 1 FROM deliveries d
+     WHERE d.id = p_delivery_id AND (d.sender_id = c.sender_id OR d.courier_id = c.courier_id);
+    IF NOT FOUND THEN
+        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
+    END IF;
+    caller_id := c.user_id;
+    body := (SELECT concat('{"items":[', string_agg(event_text(e), ',' ORDER BY e.id), ']}')
+               FROM delivery_events e WHERE e.delivery_id = p_delivery_id)::json;
+END $$;
+
+-- The caller's feed, oldest first, after event p_after: a sender's own
+-- deliveries' events, a courier's the events that concern them; p_types
+-- (NULL: every type) filters. Ids become visible in order (record_event), so
+-- following next_after never skips an event.
+CREATE OR REPLACE FUNCTION event_feed(p_token bytea, p_after bigint, p_limit integer,
+                                      p_types text[],
+    OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+    v_items text;
+    v_last bigint;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    caller_id := c.user_id;
+    IF c.role = 'sender' THEN
+        SELECT string_agg(event_text(e), ',' ORDER BY e.id), max(e.id) INTO v_items, v_last
+          FROM (SELECT * FROM delivery_events e
+                 WHERE e.sender_id = c.sender_id AND e.id > p_after
+                   AND (p_types IS NULL OR e.type = ANY (p_types))
+                 ORDER BY e.id LIMIT p_limit) e;
+    ELSE
+        SELECT string_agg(event_text(e), ',' ORDER BY e.id), max(e.id) INTO v_items, v_last
+          FROM (SELECT * FROM delivery_events e
+                 WHERE e.courier_id = c.courier_id AND e.id > p_after
+                   AND (p_types IS NULL OR e.type = ANY (p_types))
+                 ORDER BY e.id LIMIT p_limit) e;
+    END IF;
+    body := concat('{"items":[', v_items, '],"next_after":', coalesce(v_last, p_after), '}')::json;
 END $$;
 
 -- ---------------------------------------------------------------- revenue
 
--- courier_daily_revenue follows every change of deliveries. Inserted rows are
--- added per statement (a bulk load is one aggregate); an update that moves a
--- delivery's courier, time or cost, and a delete, per row. The rows of one
--- change are locked in key order, so that concurrent changes cannot deadlock.
+-- courier_daily_revenue follows every change of deliveries: a delivered
+-- delivery counts for its courier on the UTC day of delivered_at. Inserted
+-- rows are added per statement (a bulk load is one aggregate); an update that
+-- changes status, courier, delivery time or cost, and a delete, per row. The
+-- rows of one change are locked in key order, so that concurrent changes
+-- cannot deadlock.
 CREATE OR REPLACE FUNCTION courier_daily_revenue_add() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO courier_daily_revenue AS r (courier_id, day, deliveries, revenue)
-    SELECT n.courier_id, (n.assigned_at AT TIME ZONE 'UTC')::date, count(*), sum(n.cost)
+    SELECT n.courier_id, (n.delivered_at AT TIME ZONE 'UTC')::date, count(*), sum(n.cost)
       FROM inserted n
-     WHERE n.courier_id IS NOT NULL
+     WHERE n.status = 'delivered'
      GROUP BY 1, 2
      ORDER BY 1, 2
     ON CONFLICT (courier_id, day) DO UPDATE
@@ -721,10 +1168,12 @@ BEGIN
     -- NEW reads as NULL for a delete.
     INSERT INTO courier_daily_revenue AS r (courier_id, day, deliveries, revenue)
     SELECT m.courier_id, m.day, sum(m.n), sum(m.amount)
-      FROM (VALUES (OLD.courier_id, (OLD.assigned_at AT TIME ZONE 'UTC')::date, -1, -OLD.cost),
-                   (NEW.courier_id, (NEW.assigned_at AT TIME ZONE 'UTC')::date, 1, NEW.cost))
-           AS m (courier_id, day, n, amount)
-     WHERE m.courier_id IS NOT NULL
+      FROM (VALUES (OLD.courier_id, (OLD.delivered_at AT TIME ZONE 'UTC')::date, -1, -OLD.cost,
+                    OLD.status),
+                   (NEW.courier_id, (NEW.delivered_at AT TIME ZONE 'UTC')::date, 1, NEW.cost,
+                    NEW.status))
+           AS m (courier_id, day, n, amount, status)
+     WHERE m.status = 'delivered'
      GROUP BY m.courier_id, m.day
      ORDER BY m.courier_id, m.day
     ON CONFLICT (courier_id, day) DO UPDATE
@@ -738,18 +1187,20 @@ CREATE TRIGGER courier_daily_revenue_insert AFTER INSERT ON deliveries
     REFERENCING NEW TABLE AS inserted
     FOR EACH STATEMENT EXECUTE FUNCTION courier_daily_revenue_add();
 DROP TRIGGER IF EXISTS courier_daily_revenue_update ON deliveries;
-CREATE TRIGGER courier_daily_revenue_update AFTER UPDATE OF courier_id, assigned_at, cost
-    ON deliveries FOR EACH ROW
-    WHEN (OLD.courier_id IS DISTINCT FROM NEW.courier_id
-          OR OLD.assigned_at IS DISTINCT FROM NEW.assigned_at
-          OR OLD.cost IS DISTINCT FROM NEW.cost)
+CREATE TRIGGER courier_daily_revenue_update
+    AFTER UPDATE OF status, courier_id, delivered_at, cost ON deliveries FOR EACH ROW
+    WHEN ((OLD.status = 'delivered' OR NEW.status = 'delivered')
+          AND (OLD.status IS DISTINCT FROM NEW.status
+               OR OLD.courier_id IS DISTINCT FROM NEW.courier_id
+               OR OLD.delivered_at IS DISTINCT FROM NEW.delivered_at
+               OR OLD.cost IS DISTINCT FROM NEW.cost))
     EXECUTE FUNCTION courier_daily_revenue_move();
 DROP TRIGGER IF EXISTS courier_daily_revenue_delete ON deliveries;
 CREATE TRIGGER courier_daily_revenue_delete AFTER DELETE ON deliveries
-    FOR EACH ROW WHEN (OLD.courier_id IS NOT NULL)
+    FOR EACH ROW WHEN (OLD.status = 'delivered')
     EXECUTE FUNCTION courier_daily_revenue_move();
 
--- The count and sum of cost of a courier's deliveries assigned in
+-- The count and sum of cost of a courier's deliveries delivered in
 -- [p_from, p_to). The whole UTC days inside come from courier_daily_revenue,
 -- the part-days at either end from the deliveries themselves. Plain SQL, so
 -- that it is inlined into the caller's statement (and EXPLAIN shows its plan).
@@ -774,16 +1225,16 @@ LANGUAGE sql STABLE AS $$
                AND r.day >= b.first_day AND r.day < b.end_day
             UNION ALL
             SELECT 1, d.cost FROM deliveries d
-             WHERE d.courier_id = p_courier_id
-               AND d.assigned_at >= p_from AND d.assigned_at < e.edge
+             WHERE d.courier_id = p_courier_id AND d.status = 'delivered'
+               AND d.delivered_at >= p_from AND d.delivered_at < e.edge
             UNION ALL
             SELECT 1, d.cost FROM deliveries d
-             WHERE d.courier_id = p_courier_id
-               AND d.assigned_at >= greatest(e.end_midnight, e.edge)
-               AND d.assigned_at < p_to) t
+             WHERE d.courier_id = p_courier_id AND d.status = 'delivered'
+               AND d.delivered_at >= greatest(e.end_midnight, e.edge)
+               AND d.delivered_at < p_to) t
 $$;
 
--- Couriers only: their revenue in [from, to) (revenue_window).
+-- Couriers only: their revenue in [from, to): what they delivered then (revenue_window).
 CREATE OR REPLACE FUNCTION courier_revenue(p_token bytea, p_from timestamptz, p_to timestamptz,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$

@@ -1,5 +1,6 @@
 """Input validation: each function returns a clean value or raises a 400 naming the field."""
 
+import base64
 import json
 import re
 import unicodedata
@@ -16,11 +17,18 @@ MAX_ID = 2**63 - 1
 MAX_PAGE = 100_000
 MAX_COST = Decimal("1000000.00")
 VEHICLES = ("bicycle", "scooter", "motorcycle", "car", "van", "truck")
+STATUSES = ("created", "assigned", "picked_up", "delivered", "failed", "cancelled")
+EVENT_TYPES = tuple(f"delivery.{status}" for status in
+                    ("created", "assigned", "unassigned", "picked_up", "delivered", "failed",
+                     "cancelled"))
+FAIL_REASONS = ("recipient_unavailable", "address_invalid", "refused", "damaged", "other")
 
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,40}")
 _PHONE_RE = re.compile(r"\+[1-9][0-9]{6,14}")
 _SIZE_RE = re.compile(r"([0-9]{1,4})x([0-9]{1,4})x([0-9]{1,4})")
 _DIGITS_RE = re.compile(r"[0-9]{1,19}")
+_CURSOR_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+_EXTERNAL_ID_RE = re.compile(r"[A-Za-z0-9._~:-]{1,64}")
 _DECIMAL_RE = re.compile(r"[0-9]{1,16}(\.[0-9]{1,16})?")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _BASIC_DATE_RE = re.compile(r"[0-9]{8}")
@@ -240,11 +248,70 @@ def _query_int(params: dict[str, str], field: str, default: int, low: int, high:
     return int(raw)
 
 
-def pagination(params: dict[str, str] | None) -> tuple[int, int]:
-    """(page, per_page) from the query string."""
+def pagination(params: dict[str, str] | None) -> tuple[int | None, int, bytes | None]:
+    """(page, per_page, cursor) from the query string: page mode (page, default
+    0) or cursor mode (after, an opaque cursor of a previous answer), not both."""
     params = params or {}
-    return (_query_int(params, "page", 0, 0, MAX_PAGE),
-            _query_int(params, "per_page", 10, 1, 100))
+    per_page = _query_int(params, "per_page", 10, 1, 100)
+    if "after" not in params:
+        return _query_int(params, "page", 0, 0, MAX_PAGE), per_page, None
+    if "page" in params:
+        raise BadRequestError("after: cannot be combined with page")
+    raw = params["after"]
+    if not _CURSOR_RE.fullmatch(raw):
+        raise BadRequestError("after: is not a cursor of this list")
+    return None, per_page, base64.urlsafe_b64decode(raw + "=")
+
+
+def delivery_filters(params: dict[str, str] | None, with_courier: bool
+                     ) -> tuple[list[str] | None, datetime | None, datetime | None, int | None]:
+    """(statuses, created_from, created_to, courier_id) of a delivery list."""
+    params = params or {}
+    statuses = None
+    if "status" in params:
+        statuses = params["status"].split(",")
+        if not all(status in STATUSES for status in statuses):
+            raise BadRequestError(f"status: must be one or more of {', '.join(STATUSES)}, "
+                                  "comma-separated")
+    start = instant(params["created_from"], "created_from") if "created_from" in params else None
+    end = instant(params["created_to"], "created_to") if "created_to" in params else None
+    if start is not None and end is not None and start > end:
+        raise BadRequestError("created_from: must not be after created_to")
+    courier = None
+    if with_courier and "courier_id" in params:
+        courier = _query_int(params, "courier_id", 0, 1, MAX_ID)
+    return statuses, start, end, courier
+
+
+def event_query(params: dict[str, str] | None) -> tuple[int, int, list[str] | None]:
+    """(after, limit, types) of the event feed."""
+    params = params or {}
+    types = None
+    if "type" in params:
+        types = params["type"].split(",")
+        if not all(kind in EVENT_TYPES for kind in types):
+            raise BadRequestError(f"type: must be one or more of {', '.join(EVENT_TYPES)}, "
+                                  "comma-separated")
+    return (_query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 50, 1, 100),
+            types)
+
+
+def external_id(body: dict[str, Any]) -> str | None:
+    """The sender's own reference: optional, 1-64 of A-Z a-z 0-9 - _ . ~ :"""
+    value = body.get("external_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _EXTERNAL_ID_RE.fullmatch(value):
+        raise BadRequestError(
+            "external_id: must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_', '.', '~', ':'")
+    return value
+
+
+def optional_object(raw: bytes | None) -> dict[str, Any]:
+    """An optional JSON object body: none, or an empty one, reads as {}."""
+    if not raw or not raw.strip():
+        return {}
+    return json_object(raw)
 
 
 def instant(value: str | None, field: str) -> datetime:

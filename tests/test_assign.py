@@ -85,8 +85,10 @@ def test_owner_assigns_delivery_to_courier(api, owner, courier, db):
     assert reply.status == 200, reply
     assert reply.json["courier_id"] == courier["courier_id"]
     assert reply.json["assigned_at"] is not None
-    assert {k: v for k, v in reply.json.items() if k not in ("courier_id", "assigned_at")} == \
-        {k: v for k, v in delivery.items() if k not in ("courier_id", "assigned_at")}
+    assert reply.json["status"] == "assigned" and delivery["status"] == "created"
+    changed = ("courier_id", "assigned_at", "status", "updated_at")
+    assert {k: v for k, v in reply.json.items() if k not in changed} == \
+        {k: v for k, v in delivery.items() if k not in changed}
     assert stored(db, delivery["id"])[0] == courier["courier_id"]
     assert api.get(f"/deliveries/{delivery['id']}", token=courier["token"]).json == reply.json
     assert today(api, owner["token"], courier["courier_id"]) == (1, DAILY_LIMIT - 1)
@@ -94,8 +96,12 @@ def test_owner_assigns_delivery_to_courier(api, owner, courier, db):
 
 def test_courier_cannot_assign(api, owner, courier, db):
     delivery = api.new_delivery(owner["token"])
-    assert assign(api, courier["token"], delivery["id"], courier["courier_id"]).status == 403
+    # Not theirs: 404, as for any delivery they may not see.
+    assert assign(api, courier["token"], delivery["id"], courier["courier_id"]).status == 404
     assert stored(db, delivery["id"]) == (None, None)
+    # Theirs (assigned to them): a sender's action, 403.
+    assert assign(api, owner["token"], delivery["id"], courier["courier_id"]).status == 200
+    assert assign(api, courier["token"], delivery["id"], courier["courier_id"]).status == 403
 
 
 def test_other_sender_cannot_assign_and_learns_nothing(api, owner, stranger, courier, db):

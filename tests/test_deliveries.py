@@ -9,7 +9,8 @@ import pytest
 from tests.conftest import assert_error
 
 DELIVERY_KEYS = {"id", "sender_id", "courier_id", "size", "cost", "description",
-                 "created_at", "assigned_at"}
+                 "external_id", "status", "created_at", "assigned_at", "picked_up_at",
+                 "delivered_at", "updated_at"}
 RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 MONEY = re.compile(r"\d+\.\d{2}")
 
@@ -323,7 +324,8 @@ def test_sender_sees_an_empty_list_for_a_courier_without_its_deliveries(api, oth
                                                                         owner):
     reply = api.get(f"/deliveries/courier/{other_courier['courier_id']}", token=owner["token"])
     assert reply.status == 200
-    assert reply.json == {"items": [], "page": 0, "per_page": 10, "next_page": None}
+    assert reply.json == {"items": [], "page": 0, "per_page": 10, "next_page": None,
+                          "next_cursor": None}
 
 
 def test_other_courier_cannot_list_a_couriers_deliveries(api, other_courier, shared_courier):
@@ -382,7 +384,8 @@ def test_per_page_from_1_to_100(api, pager, per_page, count, next_page):
 def test_page_beyond_the_end_is_empty(api, pager, page):
     reply = api.get(f"{pager['path']}?page={page}", token=pager["token"])
     assert reply.status == 200
-    assert reply.json == {"items": [], "page": page, "per_page": 10, "next_page": None}
+    assert reply.json == {"items": [], "page": page, "per_page": 10, "next_page": None,
+                          "next_cursor": None}
 
 
 @pytest.mark.parametrize("query, field", [("page=-1", "page"), ("page=abc", "page"),

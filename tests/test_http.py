@@ -26,9 +26,20 @@ def test_main_flow_over_http(live):
     mine = api.get(f"/deliveries/courier/{courier['courier_id']}", token=courier["token"])
     assert [d["id"] for d in mine.json["items"]] == [delivery["id"]]
 
+    # Assigned is not earned: revenue counts what the courier delivered.
+    revenue = api.get("/revenue/0/4102444800", token=courier["token"])
+    assert (revenue.json["revenue"], revenue.json["deliveries"]) == ("0.00", 0)
+    path = f"/deliveries/{delivery['id']}"
+    assert api.post(path + "/pickup", token=courier["token"]).json["status"] == "picked_up"
+    delivered = api.post(path + "/deliver", {"recipient_name": "Ann"}, token=courier["token"])
+    assert delivered.status == 200 and delivered.json["status"] == "delivered"
     revenue = api.get("/revenue/0/4102444800", token=courier["token"])
     assert revenue.status == 200
     assert revenue.json["revenue"] == "23.45" and revenue.json["deliveries"] == 1
+    history = api.get(path + "/events", token=sender["token"]).json["items"]
+    assert [e["type"] for e in history] == ["delivery.created", "delivery.assigned",
+                                            "delivery.picked_up", "delivery.delivered"]
+    assert history[-1]["data"]["recipient_name"] == "Ann"
 
     assert api.delete("/auth", token=courier["token"]).status == 204
     assert api.get("/me", token=courier["token"]).status == 401

@@ -1,4 +1,5 @@
-"""A courier's revenue over a window [from, to), through the app in-process."""
+"""A courier's revenue over a window [from, to): the cost of what they
+delivered then, through the app in-process."""
 
 import re
 from datetime import UTC, datetime
@@ -9,8 +10,8 @@ from tests.conftest import assert_error
 
 MONEY = re.compile(r"\d+\.\d{2}")
 
-# When each delivery of the module's courier was assigned, and its cost.
-ASSIGNED = {
+# When each delivery of the module's courier was delivered, and its cost.
+DELIVERED = {
     "2024-03-01T00:00:00Z": "10.00",
     "2024-03-01T12:00:00Z": "20.50",
     "2024-03-02T00:00:00Z": "30.25",
@@ -22,15 +23,33 @@ def unix(iso: str) -> int:
     return int(datetime.fromisoformat(iso).timestamp())
 
 
-def move_assignment(db, delivery_id: int, when: str) -> None:
+def move_delivery(db, delivery_id: int, when: str) -> None:
     with db.cursor() as cur:
-        cur.execute("UPDATE deliveries SET assigned_at = %s WHERE id = %s", (when, delivery_id))
+        # Assigned and picked up then too: today's slots stay free.
+        cur.execute("UPDATE deliveries SET delivered_at = %s, picked_up_at = %s, assigned_at = %s"
+                    " WHERE id = %s", (when, when, when, delivery_id))
         assert cur.rowcount == 1
+
+
+def assign(api, sender, courier, cost: str) -> dict:
+    delivery = api.new_delivery(sender["token"], cost=cost)
+    reply = api.put(f"/assign/{delivery['id']}/{courier['courier_id']}", token=sender["token"])
+    assert reply.status == 200, reply
+    return delivery
+
+
+def deliver(api, sender, courier, cost: str) -> dict:
+    delivery = assign(api, sender, courier, cost)
+    for action in ("pickup", "deliver"):
+        reply = api.post(f"/deliveries/{delivery['id']}/{action}", token=courier["token"])
+        assert reply.status == 200, reply
+    return delivery
 
 
 @pytest.fixture(scope="module")
 def earner(api, database_url):
-    """A courier with the deliveries of ASSIGNED, and a rival's delivery in the same days."""
+    """A courier with the deliveries of DELIVERED, a rival's delivery in the same days, and
+    deliveries of the courier that were not delivered."""
     import psycopg2
 
     sender = api.new_sender()
@@ -39,18 +58,19 @@ def earner(api, database_url):
     db = psycopg2.connect(database_url)
     db.autocommit = True
     try:
-        for when, cost in ASSIGNED.items():
-            delivery = api.new_delivery(sender["token"], cost=cost)
-            reply = api.put(f"/assign/{delivery['id']}/{courier['courier_id']}",
-                            token=sender["token"])
-            assert reply.status == 200, reply
-            move_assignment(db, delivery["id"], when)
-        theirs = api.new_delivery(sender["token"], cost="999.99")
-        assert api.put(f"/assign/{theirs['id']}/{rival['courier_id']}",
-                       token=sender["token"]).status == 200
-        move_assignment(db, theirs["id"], "2024-03-01T06:00:00Z")
-        # Created in the window but never assigned: no revenue for anyone.
+        for when, cost in DELIVERED.items():
+            move_delivery(db, deliver(api, sender, courier, cost)["id"], when)
+        move_delivery(db, deliver(api, sender, rival, "999.99")["id"], "2024-03-01T06:00:00Z")
+        # In the window but not delivered: no revenue for anyone.
         api.new_delivery(sender["token"], cost="555.55")
+        assign(api, sender, courier, "444.44")
+        failed = assign(api, sender, courier, "333.33")
+        api.post(f"/deliveries/{failed['id']}/pickup", token=courier["token"])
+        assert api.post(f"/deliveries/{failed['id']}/fail", {"reason": "refused"},
+                        token=courier["token"]).status == 200
+        cancelled = assign(api, sender, courier, "222.22")
+        assert api.post(f"/deliveries/{cancelled['id']}/cancel",
+                        token=sender["token"]).status == 200
     finally:
         db.close()
     return {**courier, "sender": sender, "rival": rival}
@@ -85,7 +105,7 @@ def revenue(api, courier, start, end):
     ("2024-03-01", "2024-03-01", 0, "0.00"),
     (0, unix("2024-01-01T00:00:00Z"), 0, "0.00"),
 ], ids=str)
-def test_revenue_sums_cost_assigned_in_from_inclusive_to_exclusive(api, earner, start, end,
+def test_revenue_sums_cost_delivered_in_from_inclusive_to_exclusive(api, earner, start, end,
                                                                   count, total):
     reply = revenue(api, earner, start, end)
     assert reply.status == 200, reply
@@ -112,11 +132,13 @@ def test_revenue_of_a_new_courier_is_zero_with_two_decimals(api, earner):
     assert (reply.json["deliveries"], reply.json["revenue"]) == (0, "0.00")
 
 
-def test_revenue_counts_an_assignment_made_just_now(api, earner):
-    delivery = api.new_delivery(earner["sender"]["token"], cost="0.01")
-    api.put(f"/assign/{delivery['id']}/{earner['rival']['courier_id']}",
-            token=earner["sender"]["token"])
-    reply = revenue(api, earner["rival"], "2024-01-01", "2100-01-01")
+def test_revenue_counts_a_delivery_made_just_now_and_not_an_assignment(api, earner):
+    sender, rival = earner["sender"], earner["rival"]
+    assign(api, sender, rival, "7.00")
+    reply = revenue(api, rival, "2024-01-01", "2100-01-01")
+    assert (reply.json["deliveries"], reply.json["revenue"]) == (1, "999.99")
+    deliver(api, sender, rival, "0.01")
+    reply = revenue(api, rival, "2024-01-01", "2100-01-01")
     assert (reply.json["deliveries"], reply.json["revenue"]) == (2, "1000.00")
 
 

@@ -49,15 +49,16 @@ def query(url: str, sql: str) -> list[tuple]:
         conn.close()
 
 
-# The first release's columns that later steps keep (the lockout columns of
-# users moved to login_failures in step 3).
+# The first release's columns, which every later step keeps (the lockout
+# columns of users moved to login_failures in step 3). The revenue rollup is
+# derived data: step 4 rebuilds it by the new rule (checked below).
 KEPT = {
     "users": "id, username, password_hash, role, created_at",
     "senders": "id, user_id, company_name",
     "couriers": "*",
     "sessions": "*",
-    "deliveries": "*",
-    "courier_daily_revenue": "*",
+    "deliveries": "id, sender_id, courier_id, length_cm, width_cm, height_cm, cost, "
+                  "description, created_at, assigned_at",
 }
 
 
@@ -130,6 +131,19 @@ def test_upgrade_from_release_1_keeps_every_row_and_matches_a_fresh_schema(
     keys = dict(query(release1_url, "SELECT company_name, company_key FROM senders "
                                     "WHERE company_name IN ('acme', 'ACME ')"))
     assert keys["acme"] == "acme" and keys["ACME "].startswith("acme #")
+    # Every delivery has its status and a history; none was delivered, so
+    # none earns revenue under the rule of step 4.
+    assert query(release1_url, """
+        SELECT count(*) FILTER (WHERE d.status = CASE WHEN d.courier_id IS NULL
+                                                      THEN 'created' ELSE 'assigned' END
+                                  AND d.updated_at = coalesce(d.assigned_at, d.created_at)),
+               count(*)
+          FROM deliveries d""") == [(300, 300)]
+    (events, expected), = query(release1_url, """
+        SELECT (SELECT count(*) FROM delivery_events), count(*) + count(courier_id)
+          FROM deliveries""")
+    assert events == expected
+    assert query(release1_url, "SELECT count(*) FROM courier_daily_revenue") == [(0,)]
     with devdb.scratch_database(server_url) as fresh:
         devdb.apply_sql(fresh, devdb.SCHEME)
         assert schema_dump(release1_url) == schema_dump(fresh)

@@ -22,7 +22,16 @@ def scene(api):
     courier = api.new_courier()
     delivery = api.new_delivery(sender["token"])
     spare = api.new_delivery(sender["token"])
-    return {"sender": sender, "courier": courier, "delivery": delivery, "spare": spare}
+    to_cancel = api.new_delivery(sender["token"])
+    to_fail = api.new_delivery(sender["token"])
+    for did in (delivery["id"], to_fail["id"]):
+        assert api.put(f"/assign/{did}/{courier['courier_id']}", token=sender["token"]).status \
+            == 200
+    assert api.post(f"/deliveries/{to_fail['id']}/pickup", token=courier["token"]).status == 200
+    first = api.get(f"/deliveries/sender/{sender['sender_id']}?per_page=1", token=sender["token"])
+    return {"sender": sender, "courier": courier, "delivery": delivery, "spare": spare,
+            "to_cancel": to_cancel["id"], "to_fail": to_fail["id"],
+            "cursor": first.json["next_cursor"]}
 
 
 def _statements(wire, api, method, path, body=None, token=None):
@@ -51,10 +60,26 @@ def _authenticated_calls(scene):
         ("GET", f"/deliveries/courier/{c['courier_id']}?page=0&per_page=5", None, c["token"],
          "list_courier_deliveries"),
         ("GET", "/revenue/2020-01-01/2100-01-01", None, c["token"], "courier_revenue"),
+        ("GET", f"/deliveries/{spare}/events", None, s["token"], "delivery_history"),
+        ("GET", "/events?after=0&limit=5&type=delivery.created", None, s["token"], "event_feed"),
+        ("POST", f"/deliveries/{spare}/pickup", None, c["token"], "delivery_action"),
+        ("POST", f"/deliveries/{spare}/deliver", {"recipient_name": "Ann"}, c["token"],
+         "delivery_action"),
+        ("POST", f"/deliveries/{d}/unassign", None, c["token"], "delivery_action"),
+        ("POST", f"/deliveries/{scene['to_cancel']}/cancel", {"reason": "no longer needed"},
+         s["token"], "delivery_action"),
+        ("POST", f"/deliveries/{scene['to_fail']}/fail", {"reason": "refused"}, c["token"],
+         "delivery_action"),
+        ("GET", f"/deliveries/sender/{s['sender_id']}?after={scene['cursor']}&per_page=2",
+         None, s["token"], "list_sender_deliveries"),
+        ("GET", f"/deliveries/sender/{s['sender_id']}?status=created,assigned"
+                f"&created_from=2020-01-01&courier_id={c['courier_id']}", None, s["token"],
+         "list_sender_deliveries"),
+        ("GET", "/couriers?per_page=1", None, s["token"], "list_couriers"),
     ]
 
 
-@pytest.mark.parametrize("index", range(10))
+@pytest.mark.parametrize("index", range(20))
 def test_authenticated_endpoint_sends_exactly_one_statement(wire, api, scene, index):
     method, path, body, token, function = _authenticated_calls(scene)[index]
     reply, statements = _statements(wire, api, method, path, body, token)
@@ -84,6 +109,18 @@ def test_login_sends_at_most_two_statements(wire, api, scene):
     assert reply.status == 200
     assert [s.split("(")[0] for s in statements] == [
         "SELECT * FROM login_lookup", "SELECT * FROM login_record"]
+
+
+def test_signup_sends_two_statements_the_limit_before_the_hashing(wire, api):
+    from tests.conftest import unique
+
+    reply, statements = _statements(
+        wire, api, "POST", "/signup",
+        body={"username": unique("s"), "password": "correct horse", "role": "sender",
+              "company_name": unique("Co ")})
+    assert reply.status == 201
+    assert [s.split("(")[0] for s in statements] == [
+        "SELECT * FROM signup_allowance", "SELECT * FROM signup_sender"]
 
 
 def test_malformed_token_costs_no_statement(wire, api):

@@ -3,7 +3,10 @@
 Every generated case (valid and invalid bodies, path and query parameters) is sent
 as the demo sender, as the demo courier and without a token. No response may be a
 5xx, and every response must conform to the document: a documented status code,
-its content type, its required headers and its schema.
+its content type, its required headers and its schema. The database starts with
+the demo sender's deliveries in every status of the lifecycle, some of them the
+demo courier's, so that both callers' actions can get past 404; cursor-mode pages,
+which a fuzzer cannot reach, are followed and checked separately.
 
 The run is bounded: a fixed number of examples per operation and a time budget for
 the whole module (cases past the budget are generated but not sent). It uses its
@@ -68,6 +71,7 @@ def fuzz_target(server_url: str) -> Iterator[dict[str, Any]]:
         db.autocommit = True
         try:
             tokens = {role: _login(base, role) for role in ("sender", "courier")}
+            _seed_lifecycle(base, tokens)
             yield {"base": base, "db": db, "tokens": tokens, "log": log_path}
         finally:
             db.close()
@@ -79,6 +83,37 @@ def _login(base: str, username: str) -> str:
                           timeout=30)
     assert reply.status_code == 200, reply.text
     return reply.json()["token"]
+
+
+def _seed_lifecycle(base: str, tokens: dict[str, str]) -> None:
+    """Deliveries of the demo sender in every status, four of them assigned to the
+    demo courier (four of their five slots today), and a second courier. Some fuzzed
+    ids are small, so the actions, histories and feeds meet deliveries that each
+    caller may act on (else every courier action would be a 404, its 200 never
+    checked), and every list has a second page, for test_cursor_pages_conform."""
+    def send(method: str, path: str, role: str, body: dict[str, Any] | None = None) -> Any:
+        reply = requests.request(method, f"{base}{path}", json=body, timeout=30,
+                                 headers={"Authorization": f"Bearer {tokens[role]}"})
+        assert reply.status_code in (200, 201), (method, path, reply.text)
+        return reply.json()
+
+    ids = [send("POST", "/deliveries", "sender",
+                {"size": "10x20x30", "cost": "12.50", "external_id": f"seed-{n}"})["id"]
+           for n in range(6)]
+    for did in ids[:4]:
+        send("PUT", f"/assign/{did}/1", "sender")
+    for did, role, action, body in (
+            (ids[1], "courier", "pickup", None),
+            (ids[2], "courier", "pickup", None),
+            (ids[2], "courier", "deliver", {"recipient_name": "Ann Lee", "note": "at the door"}),
+            (ids[3], "courier", "pickup", None),
+            (ids[3], "courier", "fail", {"reason": "refused", "note": "wrong parcel"}),
+            (ids[4], "sender", "cancel", {"reason": "ordered twice"})):
+        send("POST", f"/deliveries/{did}/{action}", role, body)
+    reply = requests.post(f"{base}/signup", timeout=30, json={
+        "username": "fuzz.seed", "password": "correct horse", "role": "courier",
+        "first_name": "Ann", "last_name": "Lee", "phone": "+15550000002", "vehicle": "van"})
+    assert reply.status_code == 201, reply.text
 
 
 def _fresh_token(db: Any, username: str) -> str:
@@ -118,6 +153,29 @@ def test_fuzzed_requests_get_documented_responses_and_no_5xx(case, fuzz_target):
         _stats["requests"] += 1
         _stats["statuses"][response.status_code] += 1
         case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+def test_cursor_pages_conform(fuzz_target):
+    """Cursor mode, which fuzzing cannot reach (it cannot make a valid cursor): each
+    list is followed by next_cursor to its end, and every page must conform."""
+    base, tokens = fuzz_target["base"], fuzz_target["tokens"]
+    for template, path, role in (("/couriers", "/couriers", "sender"),
+                                 ("/deliveries/sender/{sid}", "/deliveries/sender/1", "sender"),
+                                 ("/deliveries/courier/{cid}", "/deliveries/courier/1", "sender"),
+                                 ("/deliveries/courier/{cid}", "/deliveries/courier/1", "courier")):
+        operation = schema[template]["GET"]
+        headers = {"Authorization": f"Bearer {tokens[role]}"}
+        reply = requests.get(f"{base}{path}?per_page=1", headers=headers, timeout=30)
+        operation.validate_response(reply)
+        cursor, pages = reply.json()["next_cursor"], 0
+        while cursor is not None:
+            reply = requests.get(f"{base}{path}", params={"per_page": 1, "after": cursor},
+                                 headers=headers, timeout=30)
+            operation.validate_response(reply)
+            page = reply.json()
+            assert page["page"] is None and page["next_page"] is None, (path, page)
+            cursor, pages = page["next_cursor"], pages + 1
+        assert pages >= 1, (role, path)
 
 
 def test_fuzz_summary(capsys):

@@ -2,16 +2,18 @@
 database call through chalicelib.conn, and shapes the response."""
 
 import json
+import os
 from urllib.parse import unquote
 
 from chalice import (
     BadRequestError,
     Chalice,
     ForbiddenError,
+    Rate,
     Response,
 )
 
-from chalicelib import auth, config, conn, credentials, validation, web
+from chalicelib import auth, config, conn, credentials, validation, web, webhooks
 
 config.check()  # a wrong setting stops the start, naming the variable
 
@@ -32,6 +34,23 @@ def _authed(fn: str, *args: object) -> str:
     caller_id, body = conn.call(fn, web.bearer_digest(), *args)
     web.set_user(caller_id)
     return body
+
+
+def _write(fn: str, *args: object, body: dict | None = None, status: int = 200,
+           extra: tuple = ()) -> tuple[Response, tuple]:
+    """Calls a write function with the request's Idempotency-Key (if any) and
+    the fingerprint of the request; a replay answers as the first answer did,
+    marked Idempotent-Replayed. Returns the response and the function's other
+    OUT values."""
+    request = web.request()
+    key = validation.idempotency_key(request.headers)
+    fingerprint = validation.fingerprint(request.method, request.path, request.uri_params,
+                                         body or {}) if key is not None else None
+    caller_id, result, replayed, *rest = conn.call(fn, web.bearer_digest(), *args, *extra,
+                                                   key, fingerprint)
+    web.set_user(caller_id)
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+    return web.json_response(result, status=status, headers=headers), tuple(rest)
 
 
 def _query() -> dict[str, str]:
@@ -99,9 +118,8 @@ def _create_delivery(status: int) -> Response:
     cost = validation.money(body, "cost")
     description = validation.text(body, "description", 0, 1000, required=False)
     external_id = validation.external_id(body)
-    return web.json_response(
-        _authed("create_delivery", length, width, height, cost, description, external_id),
-        status=status)
+    return _write("create_delivery", length, width, height, cost, description, external_id,
+                  body=body, status=status)[0]
 
 
 @app.route("/deliveries", methods=["POST"])
@@ -141,14 +159,14 @@ def courier_deliveries(cid: str) -> Response:
 def assign(did: str, cid: str) -> Response:
     delivery_id = validation.positive_id(did, "did")
     courier_id = validation.positive_id(cid, "cid")
-    return web.json_response(_authed("assign_delivery", delivery_id, courier_id))
+    return _write("assign_delivery", delivery_id, courier_id)[0]
 
 
-def _action(did: str, action: str, reason: str | None = None, note: str | None = None,
-            recipient_name: str | None = None) -> Response:
+def _action(did: str, action: str, body: dict, reason: str | None = None,
+            note: str | None = None, recipient_name: str | None = None) -> Response:
     delivery_id = validation.positive_id(did, "did")
-    return web.json_response(_authed("delivery_action", delivery_id, action, reason, note,
-                                     recipient_name))
+    return _write("delivery_action", delivery_id, action, reason, note, recipient_name,
+                  body=body)[0]
 
 
 # The actions take an optional JSON body; a request without one may come
@@ -158,20 +176,18 @@ _ACTION = {"methods": ["POST"], "content_types": ["application/json", "text/plai
 
 @app.route("/deliveries/{did}/unassign", **_ACTION)
 def unassign(did: str) -> Response:
-    validation.optional_object(web.request().raw_body)
-    return _action(did, "unassign")
+    return _action(did, "unassign", validation.optional_object(web.request().raw_body))
 
 
 @app.route("/deliveries/{did}/pickup", **_ACTION)
 def pickup(did: str) -> Response:
-    validation.optional_object(web.request().raw_body)
-    return _action(did, "pickup")
+    return _action(did, "pickup", validation.optional_object(web.request().raw_body))
 
 
 @app.route("/deliveries/{did}/deliver", **_ACTION)
 def deliver(did: str) -> Response:
     body = validation.optional_object(web.request().raw_body)
-    return _action(did, "deliver",
+    return _action(did, "deliver", body,
                    note=validation.text(body, "note", 1, 500, required=False),
                    recipient_name=validation.text(body, "recipient_name", 1, 128,
                                                   required=False))
@@ -180,14 +196,16 @@ def deliver(did: str) -> Response:
 @app.route("/deliveries/{did}/fail", **_ACTION)
 def fail(did: str) -> Response:
     body = validation.optional_object(web.request().raw_body)
-    return _action(did, "fail", reason=validation.one_of(body, "reason", validation.FAIL_REASONS),
+    return _action(did, "fail", body,
+                   reason=validation.one_of(body, "reason", validation.FAIL_REASONS),
                    note=validation.text(body, "note", 1, 500, required=False))
 
 
 @app.route("/deliveries/{did}/cancel", **_ACTION)
 def cancel(did: str) -> Response:
     body = validation.optional_object(web.request().raw_body)
-    return _action(did, "cancel", reason=validation.text(body, "reason", 1, 200, required=False))
+    return _action(did, "cancel", body,
+                   reason=validation.text(body, "reason", 1, 200, required=False))
 
 
 @app.route("/deliveries/{did}/events", methods=["GET"], content_types=[])
@@ -208,3 +226,36 @@ def revenue(**window: str) -> Response:
     if start > end:
         raise BadRequestError("from: must not be after to")
     return web.json_response(_authed("courier_revenue", start, end))
+
+
+@app.route("/webhooks", methods=["POST"])
+def create_webhook() -> Response:
+    body = _body()
+    url = webhooks.check_url(body)
+    events = webhooks.check_events(body, validation.EVENT_TYPES)
+    if config.webhook_signing_key() is None:
+        raise webhooks.ServiceUnavailableError("webhooks: not configured on this deployment")
+    response, (nonce,) = _write("create_webhook", url, events, os.urandom(16), body=body,
+                                status=201)
+    subscription = json.loads(response.body)
+    subscription["secret"] = webhooks.secret_text(
+        webhooks.secret(subscription["id"], bytes(nonce)))
+    response.body = json.dumps(subscription)
+    return response
+
+
+@app.route("/webhooks", methods=["GET"], content_types=[])
+def list_webhooks() -> Response:
+    return web.json_response(_authed("list_webhooks"))
+
+
+@app.route("/webhooks/{wid}", methods=["DELETE"], content_types=[])
+def delete_webhook(wid: str) -> Response:
+    _authed("delete_webhook", validation.positive_id(wid, "wid"))
+    return Response(body="", status_code=204)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="send_webhooks")
+def send_webhooks(event: object) -> None:
+    """The webhook sender on AWS: every minute, for up to 45 s of its 60 s timeout."""
+    webhooks.run(seconds=45)

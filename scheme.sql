@@ -313,6 +313,63 @@ DROP FUNCTION IF EXISTS list_sender_deliveries(bytea, bigint, integer, integer);
 DROP FUNCTION IF EXISTS list_courier_deliveries(bytea, bigint, integer, integer);
 $step$);
 
+-- Safe retries and pushed events: the answers kept per user and
+-- Idempotency-Key, webhook subscriptions (no secret: each one's signing
+-- secret is derived from a server key outside the database and its nonce),
+-- one delivery row per event and subscription written with the event (the
+-- outbox the sender works through), and every attempt.
+SELECT pg_temp.migration_step(5, 'idempotency_keys, webhooks', $step$
+CREATE TABLE idempotency_keys (
+    user_id     bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    key         text NOT NULL CHECK (key ~ '^[\x20-\x7e]{1,255}$'),
+    fingerprint bytea NOT NULL CHECK (octet_length(fingerprint) = 32),
+    body        json,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (user_id, key)
+);
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at);
+
+CREATE TABLE webhook_subscriptions (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       bigint NOT NULL REFERENCES users (id),
+    url           text NOT NULL CHECK (url ~ '^https?://' AND char_length(url) <= 2048),
+    events        text[] NOT NULL CHECK (cardinality(events) BETWEEN 1 AND 8),
+    nonce         bytea NOT NULL CHECK (octet_length(nonce) = 16),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    failing_since timestamptz,
+    disabled_at   timestamptz
+);
+CREATE INDEX webhook_subscriptions_user_idx ON webhook_subscriptions (user_id);
+
+CREATE TABLE webhook_deliveries (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id bigint NOT NULL REFERENCES webhook_subscriptions (id) ON DELETE CASCADE,
+    event_id        bigint NOT NULL REFERENCES delivery_events (id) ON DELETE CASCADE,
+    state           text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'given_up')),
+    attempts        integer NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhook_deliveries_once UNIQUE (subscription_id, event_id)
+);
+CREATE INDEX webhook_deliveries_due_idx
+    ON webhook_deliveries (next_attempt_at, id) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
+
+CREATE TABLE webhook_attempts (
+    delivery_id bigint NOT NULL REFERENCES webhook_deliveries (id) ON DELETE CASCADE,
+    attempt     integer NOT NULL,
+    at          timestamptz NOT NULL DEFAULT now(),
+    status      integer,  -- the receiver's HTTP status; NULL when none came
+    error       text,
+    duration_ms integer NOT NULL,
+    PRIMARY KEY (delivery_id, attempt)
+);
+
+-- Their replacements take an idempotency key and answer whether they replayed.
+DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeric, text, text);
+DROP FUNCTION IF EXISTS assign_delivery(bytea, bigint, bigint);
+DROP FUNCTION IF EXISTS delivery_action(bytea, bigint, text, text, text, text);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -324,12 +381,13 @@ $step$);
 --   DL403  403  authenticated, but not allowed
 --   DL404  404  not found, or not the caller's to see
 --   DL409  409  conflict: taken name, daily limit, a status the action does not allow
+--   DL422  422  an idempotency key reused for another request
 --   DL429  429  locked out
 
 CREATE OR REPLACE FUNCTION api_fail(p_status integer, p_message text) RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF p_status NOT IN (400, 401, 403, 404, 409, 429) THEN
+    IF p_status NOT IN (400, 401, 403, 404, 409, 422, 429) THEN
         RAISE EXCEPTION 'api_fail: unknown status %', p_status;
     END IF;
     RAISE EXCEPTION USING ERRCODE = 'DL' || p_status, MESSAGE = p_message;
@@ -474,6 +532,46 @@ BEGIN
           FROM unnest(p_ids[1:p_per_page]) WITH ORDINALITY AS k (id, n)
           JOIN deliveries d ON d.id = k.id);
 END $$;
+
+-- ---------------------------------------------------------------- idempotency
+-- A write with an Idempotency-Key claims (user, key) in its own transaction,
+-- before its work, and keeps its answer there at the end. A second request
+-- with the key waits on the first one's claim (the primary key) until that
+-- transaction ends: when it committed, the kept answer is replayed (or 422
+-- when the request differs); when it rolled back (a refusal), the key is
+-- free and the request runs. Keys live 24 hours; claims purge expired ones
+-- now and then (no extra round trip).
+
+-- NULL when the key is new (now claimed), else the answer kept for it.
+CREATE OR REPLACE FUNCTION idempotency_claim(p_user_id bigint, p_key text, p_fingerprint bytea)
+RETURNS json
+LANGUAGE plpgsql AS $$
+DECLARE
+    k idempotency_keys;
+BEGIN
+    DELETE FROM idempotency_keys
+     WHERE user_id = p_user_id AND key = p_key AND created_at <= now() - interval '24 hours';
+    IF random() < 0.01 THEN
+        DELETE FROM idempotency_keys WHERE created_at <= now() - interval '24 hours';
+    END IF;
+    INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES (p_user_id, p_key, p_fingerprint)
+    ON CONFLICT (user_id, key) DO NOTHING;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO k FROM idempotency_keys WHERE user_id = p_user_id AND key = p_key;
+    IF k.fingerprint <> p_fingerprint THEN
+        PERFORM api_fail(422, 'Idempotency-Key: was used for another request');
+    END IF;
+    RETURN k.body;
+END $$;
+
+-- Keeps the answer of a claimed key.
+CREATE OR REPLACE FUNCTION idempotency_keep(p_user_id bigint, p_key text, p_body json)
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE idempotency_keys SET body = p_body WHERE user_id = p_user_id AND key = p_key
+$$;
 
 -- ---------------------------------------------------------------- signup and login
 
@@ -751,6 +849,8 @@ CREATE OR REPLACE FUNCTION record_event(p_type text, d deliveries, p_courier_id 
                                         p_actor_role text, p_actor_id bigint, p_extra text)
 RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    v_event_id bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(724002);
     INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at,
@@ -758,7 +858,18 @@ BEGIN
     VALUES (p_type, d.id, d.sender_id, p_courier_id, d.status, d.updated_at,
             p_actor_role, p_actor_id,
             (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d)
-                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json);
+                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json)
+    RETURNING id INTO v_event_id;
+    -- The outbox: one row per subscription that wants the event (the
+    -- sender's, and the courier's concerned), sent by the webhook sender.
+    INSERT INTO webhook_deliveries (subscription_id, event_id)
+    SELECT s.id, v_event_id
+      FROM webhook_subscriptions s
+     WHERE s.user_id IN (SELECT user_id FROM senders WHERE id = d.sender_id
+                         UNION ALL
+                         SELECT user_id FROM couriers WHERE id = p_courier_id)
+       AND s.disabled_at IS NULL
+       AND ('*' = ANY (s.events) OR p_type = ANY (s.events));
 END $$;
 
 -- Senders only: a new delivery of the caller's company (status created), and
@@ -766,7 +877,8 @@ END $$;
 CREATE OR REPLACE FUNCTION create_delivery(
     p_token bytea, p_length integer, p_width integer, p_height integer,
     p_cost numeric, p_description text, p_external_id text,
-    OUT caller_id bigint, OUT body json)
+    p_idempotency_key text, p_fingerprint bytea,
+    OUT caller_id bigint, OUT body json, OUT replayed boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
@@ -778,6 +890,14 @@ BEGIN
     END IF;
     IF c.role <> 'sender' THEN
         PERFORM api_fail(403, 'only senders can create deliveries');
+    END IF;
+    caller_id := c.user_id;
+    IF p_idempotency_key IS NOT NULL THEN
+        body := idempotency_claim(c.user_id, p_idempotency_key, p_fingerprint);
+        replayed := body IS NOT NULL;
+        IF replayed THEN
+            RETURN;
+        END IF;
     END IF;
     BEGIN
         INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost, description,
@@ -791,8 +911,11 @@ BEGIN
                                                                   AND external_id = p_external_id)));
     END;
     PERFORM record_event('delivery.created', d, NULL, 'sender', c.sender_id, NULL);
-    caller_id := c.user_id;
     body := delivery_json(d);
+    replayed := false;
+    IF p_idempotency_key IS NOT NULL THEN
+        PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
+    END IF;
 END $$;
 
 -- One delivery, for its sender or its courier; 404 for anyone else.
@@ -929,7 +1052,8 @@ END $$;
 -- daily limit holds under any concurrency; the same courier again is a
 -- no-op. Reassigning records the old courier's delivery.unassigned first.
 CREATE OR REPLACE FUNCTION assign_delivery(p_token bytea, p_delivery_id bigint, p_courier_id bigint,
-    OUT caller_id bigint, OUT body json)
+    p_idempotency_key text, p_fingerprint bytea,
+    OUT caller_id bigint, OUT body json, OUT replayed boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
@@ -948,6 +1072,15 @@ BEGIN
         END IF;
         PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
     END IF;
+    caller_id := c.user_id;
+    replayed := false;
+    IF p_idempotency_key IS NOT NULL THEN
+        body := idempotency_claim(c.user_id, p_idempotency_key, p_fingerprint);
+        replayed := body IS NOT NULL;
+        IF replayed THEN
+            RETURN;
+        END IF;
+    END IF;
     PERFORM 1 FROM deliveries WHERE id = p_delivery_id AND sender_id = c.sender_id;
     IF NOT FOUND THEN
         PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
@@ -958,9 +1091,9 @@ BEGIN
     END IF;
     -- Read again under the lock: a concurrent request may have changed it.
     SELECT * INTO d FROM deliveries WHERE id = p_delivery_id FOR UPDATE;
-    caller_id := c.user_id;
     IF d.courier_id = p_courier_id AND d.status <> 'cancelled' THEN
         body := delivery_json(d);
+        PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
     IF d.status NOT IN ('created', 'assigned') THEN
@@ -987,6 +1120,7 @@ BEGIN
      WHERE id = p_delivery_id RETURNING * INTO d;
     PERFORM record_event('delivery.assigned', d, p_courier_id, 'sender', c.sender_id, NULL);
     body := delivery_json(d);
+    PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
 -- The other actions of the lifecycle, one transition table:
@@ -1001,7 +1135,8 @@ END $$;
 -- lock serializes concurrent actions on one delivery.
 CREATE OR REPLACE FUNCTION delivery_action(p_token bytea, p_delivery_id bigint, p_action text,
     p_reason text, p_note text, p_recipient_name text,
-    OUT caller_id bigint, OUT body json)
+    p_idempotency_key text, p_fingerprint bytea,
+    OUT caller_id bigint, OUT body json, OUT replayed boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
@@ -1026,6 +1161,15 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'delivery_action: unknown action %', p_action;
     END IF;
+    caller_id := c.user_id;
+    replayed := false;
+    IF p_idempotency_key IS NOT NULL THEN
+        body := idempotency_claim(c.user_id, p_idempotency_key, p_fingerprint);
+        replayed := body IS NOT NULL;
+        IF replayed THEN
+            RETURN;
+        END IF;
+    END IF;
     SELECT * INTO d FROM deliveries
      WHERE id = p_delivery_id AND (sender_id = c.sender_id OR courier_id = c.courier_id)
        FOR UPDATE;
@@ -1038,9 +1182,9 @@ BEGIN
                                                 ELSE 'assigned courier' END,
                                      p_action, p_delivery_id));
     END IF;
-    caller_id := c.user_id;
     IF d.status = v_to AND p_action <> 'unassign' THEN
         body := delivery_json(d);
+        PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
     IF NOT d.status = ANY (v_from) THEN
@@ -1065,6 +1209,7 @@ BEGIN
         concat(',"reason":' || to_json(p_reason), ',"note":' || to_json(p_note),
                ',"recipient_name":' || to_json(p_recipient_name)));
     body := delivery_json(d);
+    PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
 -- ---------------------------------------------------------------- events
@@ -1137,6 +1282,155 @@ BEGIN
                  ORDER BY e.id LIMIT p_limit) e;
     END IF;
     body := concat('{"items":[', v_items, '],"next_after":', coalesce(v_last, p_after), '}')::json;
+END $$;
+
+-- ---------------------------------------------------------------- webhooks
+
+-- A subscription as the API shows it (never a secret).
+CREATE OR REPLACE FUNCTION webhook_text(s webhook_subscriptions) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT concat('{"id":', s.id, ',"url":', to_json(s.url), ',"events":', to_json(s.events),
+                  ',"created_at":"', rfc3339(s.created_at),
+                  '","disabled":', CASE WHEN s.disabled_at IS NULL THEN 'false' ELSE 'true' END,
+                  '}')
+$$;
+
+-- Subscribes the caller's URL to event types (at most 10 subscriptions per
+-- user, 409 beyond). Returns the subscription and its nonce, from which (and
+-- the server key, not in the database) Python derives the signing secret.
+CREATE OR REPLACE FUNCTION create_webhook(p_token bytea, p_url text, p_events text[],
+    p_nonce bytea, p_idempotency_key text, p_fingerprint bytea,
+    OUT caller_id bigint, OUT body json, OUT replayed boolean, OUT nonce bytea)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+    s webhook_subscriptions;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    caller_id := c.user_id;
+    replayed := false;
+    IF p_idempotency_key IS NOT NULL THEN
+        body := idempotency_claim(c.user_id, p_idempotency_key, p_fingerprint);
+        replayed := body IS NOT NULL;
+        IF replayed THEN
+            SELECT w.nonce INTO nonce FROM webhook_subscriptions w
+             WHERE w.id = (body ->> 'id')::bigint;
+            RETURN;
+        END IF;
+    END IF;
+    -- One subscriber at a time per user: the limit holds under concurrency.
+    PERFORM 1 FROM users WHERE id = c.user_id FOR NO KEY UPDATE;
+    IF (SELECT count(*) FROM webhook_subscriptions WHERE user_id = c.user_id) >= 10 THEN
+        PERFORM api_fail(409, 'url: at most 10 webhook subscriptions per user');
+    END IF;
+    INSERT INTO webhook_subscriptions (user_id, url, events, nonce)
+    VALUES (c.user_id, p_url, p_events, p_nonce) RETURNING * INTO s;
+    body := webhook_text(s)::json;
+    nonce := s.nonce;
+    PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
+END $$;
+
+-- The caller's subscriptions, oldest first.
+CREATE OR REPLACE FUNCTION list_webhooks(p_token bytea, OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    caller_id := c.user_id;
+    body := (SELECT concat('{"items":[', string_agg(webhook_text(s), ',' ORDER BY s.id), ']}')
+               FROM webhook_subscriptions s WHERE s.user_id = c.user_id)::json;
+END $$;
+
+-- Unsubscribes (its pending deliveries go with it); 404 when not the caller's.
+CREATE OR REPLACE FUNCTION delete_webhook(p_token bytea, p_webhook_id bigint,
+    OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql AS $$
+DECLARE
+    c record;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    caller_id := c.user_id;
+    DELETE FROM webhook_subscriptions WHERE id = p_webhook_id AND user_id = c.user_id;
+    IF NOT FOUND THEN
+        PERFORM api_fail(404, format('webhook %s not found', p_webhook_id));
+    END IF;
+END $$;
+
+-- The sender, step 1: takes up to p_limit due deliveries, skipping those
+-- another sender holds, and leases them for p_lease_seconds (a sender that
+-- dies leaves them due again after the lease). Each comes with its attempt
+-- number, the subscription's URL and nonce, the webhook-id (the event id) and
+-- the body to POST.
+CREATE OR REPLACE FUNCTION webhook_claim(p_limit integer, p_lease_seconds integer)
+RETURNS TABLE (delivery_id bigint, attempt integer, subscription_id bigint, url text,
+               nonce bytea, event_id bigint, payload text)
+LANGUAGE sql AS $$
+    WITH due AS (
+        SELECT w.id FROM webhook_deliveries w
+         WHERE w.state = 'pending' AND w.next_attempt_at <= now()
+         ORDER BY w.next_attempt_at, w.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED)
+    UPDATE webhook_deliveries w
+       SET attempts = w.attempts + 1,
+           next_attempt_at = now() + make_interval(secs => p_lease_seconds)
+      FROM due, webhook_subscriptions s, delivery_events e
+     WHERE w.id = due.id AND s.id = w.subscription_id AND e.id = w.event_id
+    RETURNING w.id, w.attempts, s.id, s.url, s.nonce, e.id,
+              concat('{"type":"', e.type, '","timestamp":"', rfc3339(e.at),
+                     '","data":', event_text(e), '}')
+$$;
+
+-- The sender, step 2: records attempt p_attempt of a delivery (p_status: the
+-- receiver's answer, NULL when none came). A 2xx ends it; a failure schedules
+-- the next attempt after p_delays[p_attempt] seconds, or gives up when the
+-- delays are used up. A 410, or failures throughout 3 days, disables the
+-- subscription. An attempt whose lease ran out (claimed again since) or whose
+-- subscription is gone changes nothing.
+CREATE OR REPLACE FUNCTION webhook_record(p_delivery_id bigint, p_attempt integer,
+    p_status integer, p_error text, p_duration_ms integer, p_delays integer[])
+RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    w webhook_deliveries;
+    v_since timestamptz;
+BEGIN
+    SELECT * INTO w FROM webhook_deliveries
+     WHERE id = p_delivery_id AND attempts = p_attempt AND state = 'pending' FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO webhook_attempts (delivery_id, attempt, status, error, duration_ms)
+    VALUES (p_delivery_id, p_attempt, p_status, left(p_error, 500), p_duration_ms)
+    ON CONFLICT DO NOTHING;
+    IF p_status BETWEEN 200 AND 299 THEN
+        UPDATE webhook_deliveries SET state = 'sent' WHERE id = p_delivery_id;
+        UPDATE webhook_subscriptions SET failing_since = NULL
+         WHERE id = w.subscription_id AND failing_since IS NOT NULL;
+        RETURN;
+    END IF;
+    UPDATE webhook_deliveries
+       SET state = CASE WHEN p_delays[p_attempt] IS NULL THEN 'given_up' ELSE 'pending' END,
+           next_attempt_at = now() + make_interval(secs => coalesce(p_delays[p_attempt], 0))
+     WHERE id = p_delivery_id;
+    UPDATE webhook_subscriptions SET failing_since = coalesce(failing_since, now())
+     WHERE id = w.subscription_id RETURNING failing_since INTO v_since;
+    IF p_status = 410 OR v_since <= now() - interval '3 days' THEN
+        UPDATE webhook_subscriptions SET disabled_at = now()
+         WHERE id = w.subscription_id AND disabled_at IS NULL;
+        UPDATE webhook_deliveries SET state = 'given_up'
+         WHERE subscription_id = w.subscription_id AND state = 'pending';
+    END IF;
 END $$;
 
 -- ---------------------------------------------------------------- revenue

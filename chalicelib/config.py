@@ -51,6 +51,57 @@ def signup_enabled() -> bool:
     return _flag("SIGNUP_ENABLED", True)
 
 
+def webhook_allow_http() -> bool:
+    """Plain http:// webhook URLs, and ones on loopback or private addresses:
+    for local runs only (never on a deployment that others can reach)."""
+    return _flag("WEBHOOK_ALLOW_HTTP", False)
+
+
+CONTRACT_RETRY_DELAYS = (5, 300, 1800, 7200, 18000, 36000, 86400)
+
+
+def webhook_retry_delays() -> list[int]:
+    """Seconds to wait after each failed attempt; after the last, the event is given up."""
+    raw = os.environ.get("WEBHOOK_RETRY_DELAYS", "").strip()
+    if not raw:
+        return list(CONTRACT_RETRY_DELAYS)
+    try:
+        delays = [int(part) for part in raw.split(",")]
+    except ValueError:
+        delays = []
+    if not delays or not all(0 <= d <= 7 * 86400 for d in delays):
+        raise ConfigError("WEBHOOK_RETRY_DELAYS: must be comma-separated seconds (0 to 604800), "
+                          f"not {raw!r}")
+    return delays
+
+
+def webhook_signing_key() -> bytes | None:
+    """The server key webhook secrets are derived from: WEBHOOK_SIGNING_KEY (at
+    least 32 characters), or the SecureString SSM parameter named by
+    WEBHOOK_SIGNING_KEY_PARAMETER (read once per cold start). None: webhooks
+    are not configured on this deployment."""
+    raw = os.environ.get("WEBHOOK_SIGNING_KEY", "")
+    if not raw and os.environ.get("WEBHOOK_SIGNING_KEY_PARAMETER"):
+        raw = _ssm_key(os.environ["WEBHOOK_SIGNING_KEY_PARAMETER"])
+    if not raw:
+        return None
+    if len(raw) < 32:
+        raise ConfigError("WEBHOOK_SIGNING_KEY: must be at least 32 characters")
+    return raw.encode()
+
+
+_ssm_cache: dict[str, str] = {}
+
+
+def _ssm_key(name: str) -> str:
+    if name not in _ssm_cache:
+        import boto3  # in the Lambda runtime; only in this mode
+
+        reply = boto3.client("ssm").get_parameter(Name=name, WithDecryption=True)
+        _ssm_cache[name] = reply["Parameter"]["Value"]
+    return _ssm_cache[name]
+
+
 def check() -> None:
     """Raises ConfigError for the first setting that is wrong."""
     token_ttl_seconds()
@@ -60,3 +111,7 @@ def check() -> None:
     _int("DB_CONNECT_TIMEOUT", 3, 1, 3600)
     _int("DB_STATEMENT_TIMEOUT_MS", 5000, 0, INT32_MAX)
     _int("DB_TCP_USER_TIMEOUT_MS", 10000, 0, INT32_MAX)
+    webhook_allow_http()
+    webhook_retry_delays()
+    if os.environ.get("WEBHOOK_SIGNING_KEY"):
+        webhook_signing_key()

@@ -12,6 +12,7 @@ from chalice import (
     Response,
     TooManyRequestsError,
     UnauthorizedError,
+    UnprocessableEntityError,
 )
 
 
@@ -43,6 +44,7 @@ SQLSTATE_TABLE: dict[str, Outcome] = {
     "DL403": Outcome(ForbiddenError),
     "DL404": Outcome(NotFoundError),
     "DL409": Outcome(ConflictError),
+    "DL422": Outcome(UnprocessableEntityError),
     "DL429": Outcome(TooManyRequestsError),
     # Data exceptions and integrity violations: input that validation in
     # Python should have refused; never a 500.

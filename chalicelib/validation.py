@@ -1,6 +1,7 @@
 """Input validation: each function returns a clean value or raises a 400 naming the field."""
 
 import base64
+import hashlib
 import json
 import re
 import unicodedata
@@ -339,3 +340,35 @@ def instant(value: str | None, field: str) -> datetime:
     raise BadRequestError(
         f"{field}: must be Unix seconds, a date (2024-01-31 or 20240131) or a date-time "
         "with an offset (2024-01-31T12:00:00Z)")
+
+
+_IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def idempotency_key(headers: Any) -> str | None:
+    """The Idempotency-Key header: 1-255 printable ASCII, optionally in double quotes."""
+    raw = headers.get("idempotency-key")
+    if raw is None:
+        return None
+    key = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(key) or key.startswith('"') or key.endswith('"'):
+        raise BadRequestError("Idempotency-Key: must be 1 to 255 printable ASCII characters, "
+                              "optionally in double quotes")
+    return key
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, OutOfRange):
+        return {"$number": value.text}
+    if isinstance(value, Decimal):
+        return {"$number": str(value)}
+    raise TypeError(type(value).__name__)
+
+
+def fingerprint(method: str, template: str, params: dict[str, str] | None,
+                body: dict[str, Any]) -> bytes:
+    """What makes two requests the same request: method, path and JSON body,
+    whatever the key order and whitespace."""
+    text = json.dumps([method, template, params or {}, body], sort_keys=True,
+                      separators=(",", ":"), default=_canonical, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).digest()

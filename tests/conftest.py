@@ -31,6 +31,9 @@ _serial = itertools.count(1)
 # Every test comes from one address: the per-address limit on logins and
 # signups is off unless a test switches it on (tests/test_abuse_limits.py).
 os.environ["AUTH_RATE_PER_MINUTE"] = "0"
+# Webhooks: a key for the suite, and receivers on 127.0.0.1 over plain http.
+os.environ["WEBHOOK_SIGNING_KEY"] = secrets.token_urlsafe(32)
+os.environ["WEBHOOK_ALLOW_HTTP"] = "true"
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server the suite may create databases on."""

@@ -249,7 +249,7 @@ def test_daily_limit_holds_under_concurrent_assignments(api, owner, courier, dat
         with conn.cursor() as cur:
             barrier.wait()
             try:
-                cur.execute("SELECT * FROM assign_delivery(%s, %s, %s)",
+                cur.execute("SELECT * FROM assign_delivery(%s, %s, %s, NULL, NULL)",
                             (digest, delivery_id, courier["courier_id"]))
                 outcomes.append("ok")
             except psycopg2.Error as exc:

@@ -201,8 +201,8 @@ def test_feed_followed_during_late_commits_sees_every_event_once_in_order(people
         try:
             while time.monotonic() < stop_at:
                 with db, db.cursor() as cur:  # one transaction
-                    cur.execute("SELECT * FROM create_delivery(%s, 1, 2, 3, 4.5, NULL, NULL)",
-                                (digest,))
+                    cur.execute("SELECT * FROM create_delivery("
+                                "%s, 1, 2, 3, 4.5, NULL, NULL, NULL, NULL)", (digest,))
                     time.sleep(rng.random() * 0.05)
         except BaseException as exc:  # reported by the test
             errors.append(exc)

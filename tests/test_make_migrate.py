@@ -43,10 +43,10 @@ def test_make_migrate_twice_keeps_the_data(server_url):
         # Production data, written the way the app writes it.
         rows(url, "SELECT * FROM signup_sender('kept_user', 'scrypt$x', 'Kept Co')")
         token = b"\x01" * 32
-        rows(url, f"SELECT * FROM login_record((SELECT id FROM users WHERE username ="
-                  f" 'kept_user'), true, '\\x{token.hex()}'::bytea, 3600)")
+        rows(url, f"SELECT * FROM login_record('kept_user', (SELECT id FROM users WHERE"
+                  f" username = 'kept_user'), true, '\\x{token.hex()}'::bytea, 3600, NULL)")
         rows(url, f"SELECT * FROM create_delivery('\\x{token.hex()}'::bytea,"
-                  " 1, 2, 3, 9.99, 'kept')")
+                  " 1, 2, 3, 9.99, 'kept', NULL, NULL, NULL)")
         before = rows(url, "SELECT u.username, s.company_name, d.cost, d.description"
                            "  FROM users u JOIN senders s ON s.user_id = u.id"
                            "  JOIN deliveries d ON d.sender_id = s.id")

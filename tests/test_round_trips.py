@@ -88,6 +88,18 @@ def test_authenticated_endpoint_sends_exactly_one_statement(wire, api, scene, in
     assert statements[0].startswith(f"SELECT * FROM {function}("), statements
 
 
+def test_a_keyed_write_and_its_replay_send_one_statement_each(wire, api, scene):
+    body, token = {"size": "1x2x3", "cost": 5}, scene["sender"]["token"]
+    for replayed in (None, "true"):
+        api.get("/")
+        wire.reset()
+        reply = api.request("POST", "/deliveries", body=body, token=token,
+                            headers={"Idempotency-Key": "round-trip-key"})
+        statements = wire.taken()
+        assert reply.status == 201 and reply.headers.get("idempotent-replayed") == replayed
+        assert len(statements) == 1 and statements[0].startswith("SELECT * FROM create_delivery(")
+
+
 def test_refusals_also_send_one_statement(wire, api, scene):
     reply, statements = _statements(wire, api, "GET", "/deliveries/999999999",
                                     token=scene["sender"]["token"])

@@ -1,5 +1,10 @@
-"""`make run`: the database, the schema and demo data, and the local server
-(tools/local_server.py: what `chalice local` runs, with guards against hostile clients).
+"""`make run`: the database, the schema and demo data, the local server
+(tools/local_server.py: what `chalice local` runs, with guards against hostile
+clients) and beside it the webhook sender (tools/webhook_sender.py).
+
+Webhooks: the signing key is made once and kept beside the data folder (or taken
+from WEBHOOK_SIGNING_KEY); plain http:// and local receivers are allowed
+(WEBHOOK_ALLOW_HTTP=true unless set otherwise).
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
 data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder).
@@ -7,6 +12,7 @@ Ctrl-C or SIGTERM stops the API and the embedded database this command started.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -30,24 +36,40 @@ def main() -> int:
         url = server.get_uri()
     devdb.apply_sql(url, devdb.SCHEME)
     devdb.apply_sql(url, devdb.DEMO)
-    env = {**os.environ, "DATABASE_URL": url}
+    env = {"WEBHOOK_ALLOW_HTTP": "true", **os.environ, "DATABASE_URL": url}
+    if not env.get("WEBHOOK_SIGNING_KEY"):
+        env["WEBHOOK_SIGNING_KEY"] = _local_key(server.pgdata if server else devdb.LOCAL_PGDATA)
     print(f"serving http://127.0.0.1:{port}/ (demo users: sender/pass, courier/pass)", flush=True)
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tools.local_server", "--host", "127.0.0.1", "--port", port,
-         "--stage", "dev"],
-        cwd=devdb.ROOT, env=env)
+    children = [subprocess.Popen([sys.executable, "-m", module, *args], cwd=devdb.ROOT, env=env)
+                for module, args in (
+                    ("tools.local_server", ["--host", "127.0.0.1", "--port", port,
+                                            "--stage", "dev"]),
+                    ("tools.webhook_sender", []))]
     try:
-        return child.wait()
+        return children[0].wait()
     except (KeyboardInterrupt, SystemExit):
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
         return 0
     finally:
+        for child in children:
+            child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
         if server is not None:
             server.cleanup()  # stops the embedded server (its data stays)
+
+
+def _local_key(folder: Path) -> str:
+    """The webhook signing key of local runs on this data folder (kept beside
+    it, made on first use)."""
+    folder = Path(folder)
+    path = folder.parent / (folder.name + ".webhook-key")
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 if __name__ == "__main__":

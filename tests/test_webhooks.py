@@ -1,0 +1,269 @@
+"""Webhooks end to end: subscriptions over the API, the outbox written with
+each event, and the sender (the same code as the scheduled function) posting
+to a real local receiver that verifies every signature with the
+`standardwebhooks` package."""
+
+import os
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from chalicelib import webhooks
+from tests.conftest import assert_error
+from tests.webhook_receiver import Receiver
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """Retries after a second instead of the contract's minutes and hours."""
+    monkeypatch.setenv("WEBHOOK_RETRY_DELAYS", "1,1,1,1,1,1,1")
+
+
+@pytest.fixture
+def receiver():
+    r = Receiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def sender_user(api):
+    return api.new_sender()
+
+
+def subscribe(api, who: dict, receiver: Receiver, events=("*",)) -> dict:
+    reply = api.post("/webhooks", {"url": receiver.url, "events": list(events)},
+                     token=who["token"])
+    assert reply.status == 201, reply
+    receiver.secret = reply.json["secret"]
+    return reply.json
+
+
+def drain(until, seconds: float = 15.0) -> None:
+    """Runs the sender until `until()` holds (or time runs out)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        webhooks.send_due()
+        if until():
+            return
+        time.sleep(0.2)
+
+
+def feed_ids(api, who: dict) -> list[int]:
+    return [e["id"] for e in api.get("/events?limit=100", token=who["token"]).json["items"]]
+
+
+def life(api, sender: dict, courier: dict) -> int:
+    did = api.new_delivery(sender["token"])["id"]
+    assert api.put(f"/assign/{did}/{courier['courier_id']}", token=sender["token"]).status == 200
+    assert api.post(f"/deliveries/{did}/pickup", token=courier["token"]).status == 200
+    assert api.post(f"/deliveries/{did}/deliver", token=courier["token"]).status == 200
+    return did
+
+
+def test_every_event_arrives_signed_and_as_the_feed_shows_it(api, sender_user, receiver):
+    sub = subscribe(api, sender_user, receiver)
+    assert sub["secret"].startswith("whsec_") and sub["events"] == ["*"]
+    assert sub["disabled"] is False
+    listed = api.get("/webhooks", token=sender_user["token"]).json["items"]
+    assert listed == [{k: v for k, v in sub.items() if k != "secret"}]
+    life(api, sender_user, api.new_courier())
+    expected = feed_ids(api, sender_user)
+    drain(lambda: len(receiver.received) >= len(expected))
+    assert receiver.unverified == []
+    assert sorted(receiver.ids()) == expected
+    feed = {e["id"]: e for e in api.get("/events", token=sender_user["token"]).json["items"]}
+    for message in receiver.received:
+        event = feed[int(message["id"])]
+        assert message["raw"] == {"type": event["type"], "timestamp": event["at"], "data": event}
+
+
+def test_only_the_subscribed_types_and_only_the_subscribers_events(api, receiver):
+    sender, courier, stranger = api.new_sender(), api.new_courier(), api.new_sender()
+    other = Receiver()
+    try:
+        subscribe(api, courier, receiver, events=["delivery.delivered", "delivery.picked_up"])
+        other_sub = api.post("/webhooks", {"url": other.url, "events": ["*"]},
+                             token=stranger["token"])
+        other.secret = other_sub.json["secret"]
+        did = life(api, sender, courier)
+        drain(lambda: len(receiver.received) >= 2, seconds=5)
+        drain(lambda: False, seconds=1.5)
+        assert [m["payload"]["type"] for m in receiver.received] == [
+            "delivery.picked_up", "delivery.delivered"]
+        assert {m["payload"]["data"]["delivery_id"] for m in receiver.received} == {did}
+        assert other.received == []
+    finally:
+        other.close()
+
+
+def test_a_retry_after_a_500_carries_the_same_webhook_id(api, sender_user, receiver, db):
+    receiver.fail_first = 1
+    subscribe(api, sender_user, receiver, events=["delivery.created"])
+    event_id = None
+    api.new_delivery(sender_user["token"])
+    event_id = feed_ids(api, sender_user)[-1]
+    drain(lambda: len(receiver.received) >= 1)
+    assert receiver.ids() == [event_id] and receiver.tries(str(event_id)) == 2
+    with db.cursor() as cur:
+        cur.execute("SELECT a.attempt, a.status FROM webhook_attempts a"
+                    " JOIN webhook_deliveries w ON w.id = a.delivery_id"
+                    " WHERE w.event_id = %s ORDER BY a.attempt", (event_id,))
+        assert cur.fetchall() == [(1, 500), (2, 204)]
+
+
+def test_nothing_arrives_after_the_subscription_is_deleted(api, sender_user, receiver):
+    sub = subscribe(api, sender_user, receiver)
+    api.new_delivery(sender_user["token"])
+    drain(lambda: len(receiver.received) >= 1)
+    assert api.delete(f"/webhooks/{sub['id']}", token=sender_user["token"]).status == 204
+    api.new_delivery(sender_user["token"])
+    drain(lambda: False, seconds=2)
+    assert len(receiver.received) == 1
+    assert api.get("/webhooks", token=sender_user["token"]).json["items"] == []
+    assert_error(api.delete(f"/webhooks/{sub['id']}", token=sender_user["token"]), 404, "webhook")
+
+
+def test_an_outage_of_the_receiver_loses_nothing(api, sender_user, receiver):
+    subscribe(api, sender_user, receiver)
+    port, secret = receiver.port, receiver.secret
+    receiver.close()  # down: connections are refused
+    for _ in range(3):
+        api.new_delivery(sender_user["token"])
+    drain(lambda: False, seconds=2.5)  # attempts fail meanwhile
+    back = Receiver(port)
+    back.secret = secret
+    try:
+        expected = feed_ids(api, sender_user)
+        drain(lambda: len(back.received) >= len(expected))
+        assert sorted(back.ids()) == expected and back.unverified == []
+    finally:
+        back.close()
+
+
+def test_410_disables_the_subscription(api, sender_user, receiver):
+    receiver.status = 410
+    sub = subscribe(api, sender_user, receiver)
+    api.new_delivery(sender_user["token"])
+    drain(lambda: bool(receiver.received))
+    listed = api.get("/webhooks", token=sender_user["token"]).json["items"]
+    assert listed[0]["id"] == sub["id"] and listed[0]["disabled"] is True
+    api.new_delivery(sender_user["token"])
+    drain(lambda: False, seconds=1.5)
+    assert len(receiver.received) == 1
+
+
+def test_two_senders_at_once_never_send_one_attempt_twice(api, sender_user, receiver, db):
+    subscribe(api, sender_user, receiver, events=["delivery.created"])
+    for _ in range(40):
+        api.new_delivery(sender_user["token"])
+    expected = feed_ids(api, sender_user)
+    errors = []
+
+    def sender_loop():
+        try:
+            from chalicelib import conn
+
+            drain(lambda: len(receiver.received) >= len(expected), seconds=20)
+            conn.drop()
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender_loop) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(receiver.ids()) == expected  # each exactly once
+    assert all(receiver.tries(str(i)) == 1 for i in expected)
+
+
+@pytest.mark.slow
+def test_a_hanging_receiver_does_not_stall_the_sender_beyond_its_timeout(api, receiver):
+    slow_sender, quick_sender = api.new_sender(), api.new_sender()
+    quick = Receiver()
+    try:
+        receiver.hang_seconds = 30
+        subscribe(api, slow_sender, receiver, events=["delivery.created"])
+        quick.secret = api.post("/webhooks", {"url": quick.url, "events": ["*"]},
+                                token=quick_sender["token"]).json["secret"]
+        api.new_delivery(slow_sender["token"])
+        api.new_delivery(quick_sender["token"])
+        started = time.monotonic()
+        webhooks.send_due()
+        took = time.monotonic() - started
+        assert took < webhooks.TIMEOUT_SECONDS + 3, took
+        assert len(quick.received) == 1 and receiver.received == []
+    finally:
+        receiver.hang_seconds = 0
+        quick.close()
+
+
+# ---------------------------------------------------------------- subscribing
+
+
+@pytest.mark.parametrize("url", [
+    "http://198.51.100.7/hooks", "https://127.0.0.1/hooks", "https://localhost/hooks",
+    "https://10.1.2.3/", "https://192.168.0.1/", "https://169.254.169.254/latest/meta-data",
+    "https://[::1]/", "https://[fd00:ec2::254]/", "https://0.0.0.0/", "ftp://198.51.100.7/",
+    "https://user:pw@198.51.100.7/", "https://no-such-host.invalid/", "not a url", "",
+])
+def test_unsafe_or_malformed_urls_are_refused_where_https_is_required(api, sender_user,
+                                                                      monkeypatch, url):
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    reply = api.post("/webhooks", {"url": url, "events": ["*"]}, token=sender_user["token"])
+    assert_error(reply, 400, "url")
+
+
+def test_a_public_https_address_is_accepted(api, sender_user, monkeypatch):
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    reply = api.post("/webhooks", {"url": "https://8.8.8.8/hooks", "events": ["*"]},
+                     token=sender_user["token"])
+    assert reply.status == 201, reply
+
+
+def test_the_address_is_checked_again_when_sending(api, sender_user, receiver, monkeypatch, db):
+    subscribe(api, sender_user, receiver)  # allowed while local receivers are
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    api.new_delivery(sender_user["token"])
+    drain(lambda: False, seconds=1.5)
+    assert receiver.received == [] and receiver.tries("x") == 0
+    with db.cursor() as cur:
+        cur.execute("SELECT error FROM webhook_attempts a JOIN webhook_deliveries w"
+                    " ON w.id = a.delivery_id JOIN webhook_subscriptions s"
+                    " ON s.id = w.subscription_id WHERE s.user_id = %s",
+                    (sender_user["user_id"],))
+        errors = [row[0] for row in cur.fetchall()]
+    assert errors and all("https" in e or "public" in e for e in errors)
+
+
+@pytest.mark.parametrize("events", [[], ["delivery.lost"], "*", ["*", "delivery.created"],
+                                    ["delivery.created", "delivery.created"], [1]])
+def test_events_must_be_star_or_known_types(api, sender_user, receiver, events):
+    reply = api.post("/webhooks", {"url": receiver.url, "events": events},
+                     token=sender_user["token"])
+    assert_error(reply, 400, "events")
+
+
+def test_at_most_ten_subscriptions(api, sender_user, receiver):
+    for _ in range(10):
+        subscribe(api, sender_user, receiver)
+    assert_error(api.post("/webhooks", {"url": receiver.url, "events": ["*"]},
+                          token=sender_user["token"]), 409, "url")
+
+
+def test_no_signing_secret_is_stored(api, sender_user, receiver, database_url):
+    sub = subscribe(api, sender_user, receiver)
+    raw = sub["secret"].removeprefix("whsec_")
+    import base64
+
+    key = base64.b64decode(raw)
+    with psycopg2.connect(database_url) as db, db.cursor() as cur:
+        cur.execute("SELECT s::text FROM webhook_subscriptions s WHERE id = %s", (sub["id"],))
+        (row,) = cur.fetchone()
+    assert raw not in row and key.hex() not in row
+    # The key the server derives from is not in the database either.
+    assert os.environ["WEBHOOK_SIGNING_KEY"] not in row

@@ -61,10 +61,23 @@ def _api(template: dict) -> dict:
     return api
 
 
-def _function(template: dict) -> dict:
+def _function(template: dict, handler: str = "app.app") -> dict:
     (function,) = [r["Properties"] for r in template["Resources"].values()
-                   if r["Type"] == "AWS::Serverless::Function"]
+                   if r["Type"] == "AWS::Serverless::Function"
+                   and r["Properties"]["Handler"] == handler]
     return function
+
+
+def test_the_webhook_sender_runs_every_minute_alone_in_the_vpc(template):
+    sender, api = _function(template, "app.send_webhooks"), _function(template)
+    assert sender["Events"]["SendWebhooksEvent"] == {
+        "Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
+    # app.send_webhooks sends for 45 s; one sender at a time (two would be safe too).
+    assert sender["Timeout"] == 60 and sender["ReservedConcurrentExecutions"] == 1
+    assert sender["VpcConfig"] == api["VpcConfig"]
+    env = sender["Environment"]["Variables"]
+    assert env["WEBHOOK_SIGNING_KEY_PARAMETER"].startswith("/delivery-api/")
+    assert "WEBHOOK_SIGNING_KEY" not in env  # the key itself never sits in the template
 
 
 def test_template_passes_cfn_lint(package):

@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test check lint migrate package bench clean
+.PHONY: run test check lint migrate package bench bench-webhooks clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ package: $(VENV)/.installed
 BENCH_ARGS ?=
 bench: $(VENV)/.installed
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# `make bench-webhooks`: a keyed create against an unkeyed one, and the webhook
+# sender's delay and throughput to a local receiver (a minute or two).
+bench-webhooks: $(VENV)/.installed
+	$(PY) -m bench.webhooks
 
 clean:
 	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build

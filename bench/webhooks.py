@@ -1,0 +1,235 @@
+"""`make bench-webhooks`: what idempotency keys and webhooks cost.
+
+1. A keyed create against an unkeyed one: POST /deliveries through the Lambda
+   entry point, in alternating slices, with CPU per request of this process
+   and of the database backend (goal: the keyed one within 20 %).
+2. The webhook sender as `make run` runs it (the local server and
+   tools.webhook_sender beside it) delivering to a local receiver: the delay
+   from the write's answer to receipt (p50, p99) at a steady trickle of writes,
+   and how many events per second it delivers from a backlog.
+
+    .venv/bin/python -m bench.webhooks [--slices 10] [--per-slice 200] [--backlog 2000]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import requests
+
+from bench.database import database
+from bench.events import LambdaContext, rest_event
+from bench.measure import backend_cpu_ns, percentile
+from tools import devdb
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    print(f"[bench-webhooks] {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- keyed writes
+
+
+def keyed_against_unkeyed(slices: int, per_slice: int) -> dict:
+    import app
+    from chalicelib import conn
+
+    login = app.app(rest_event("POST", "/auth", body={"username": "sender", "password": "pass"}),
+                    LambdaContext())
+    token = json.loads(login["body"])["token"]
+    body = {"size": "10x20x30", "cost": "12.50", "description": "bench"}
+    plain = rest_event("POST", "/deliveries", body=body, token=token)
+    figures = {"unkeyed": [0.0, 0, 0.0], "keyed": [0.0, 0, 0.0]}  # wall, backend ns, cpu
+    serial = 0
+    for round_ in range(slices):
+        for kind in ("unkeyed", "keyed") if round_ % 2 == 0 else ("keyed", "unkeyed"):
+            events = []
+            for _ in range(per_slice):
+                serial += 1
+                if kind == "keyed":
+                    event = rest_event("POST", "/deliveries", body=body, token=token)
+                    event["headers"]["Idempotency-Key"] = f"bench-{serial}"
+                    event["multiValueHeaders"]["Idempotency-Key"] = [f"bench-{serial}"]
+                    events.append(event)
+                else:
+                    events.append(plain)
+            backend = conn.connection()
+            server0, cpu0, wall0 = backend_cpu_ns(backend), time.process_time(), time.perf_counter()
+            for event in events:
+                reply = app.app(event, LambdaContext())
+                assert reply["statusCode"] == 201, reply
+            figures[kind][0] += time.perf_counter() - wall0
+            figures[kind][2] += time.process_time() - cpu0
+            server1 = backend_cpu_ns(backend)
+            if server0 is not None and server1 is not None:
+                figures[kind][1] += server1 - server0
+    n = slices * per_slice
+    out = {kind: {"req_per_s": n / wall, "python_us": cpu / n * 1e6,
+                  "postgres_us": ns / n / 1e3}
+           for kind, (wall, ns, cpu) in figures.items()}
+    cpu = {kind: v["python_us"] + v["postgres_us"] for kind, v in out.items()}
+    out["cpu_ratio"] = cpu["keyed"] / cpu["unkeyed"]
+    return out
+
+
+# ---------------------------------------------------------------- the sender
+
+
+class Receipts:
+    """A local receiver answering 204, noting when each delivery's event came."""
+
+    def __init__(self):
+        self.at: dict[int, float] = {}
+        self.count = 0
+        self.lock = threading.Lock()
+        receipts = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                now = time.perf_counter()
+                delivery = json.loads(body)["data"]["delivery_id"]
+                with receipts.lock:
+                    receipts.at.setdefault(delivery, now)
+                    receipts.count += 1
+                self.send_response(204)
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _start(module: str, args: list[str], env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def sender_figures(url: str, trickle: int, backlog: int) -> dict:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_ALLOW_HTTP": "true",
+           "WEBHOOK_SIGNING_KEY": os.environ.get("WEBHOOK_SIGNING_KEY") or "b" * 40,
+           "AUTH_RATE_PER_MINUTE": "0"}
+    server = _start("tools.local_server", ["--host", "127.0.0.1", "--port", str(port),
+                                           "--stage", "dev"], env)
+    sender = _start("tools.webhook_sender", [], env)
+    receipts = Receipts()
+    base = f"http://127.0.0.1:{port}"
+    session = requests.Session()
+    try:
+        for _ in range(100):
+            try:
+                if session.get(base + "/", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        token = session.post(base + "/auth", json={"username": "sender", "password": "pass"},
+                             timeout=10).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        reply = session.post(base + "/webhooks", json={"url": receipts.url,
+                                                       "events": ["delivery.created"]},
+                             headers=auth, timeout=10)
+        assert reply.status_code == 201, reply.text
+        log(f"delay: {trickle} writes at about 20 a second")
+        answered: dict[int, float] = {}
+        for _ in range(trickle):
+            made = session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1},
+                                headers=auth, timeout=10)
+            answered[made.json()["id"]] = time.perf_counter()
+            time.sleep(0.05)
+        deadline = time.monotonic() + 30
+        while len(set(answered) & set(receipts.at)) < trickle and time.monotonic() < deadline:
+            time.sleep(0.1)
+        delays = sorted(receipts.at[d] - t for d, t in answered.items() if d in receipts.at)
+        log(f"throughput: a backlog of {backlog} events, sender stopped meanwhile")
+        _stop(sender)
+        for _ in range(backlog):
+            session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1},
+                         headers=auth, timeout=10)
+        before = receipts.count
+        started = time.perf_counter()
+        sender = _start("tools.webhook_sender", [], env)
+        deadline = time.monotonic() + 120
+        while receipts.count - before < backlog and time.monotonic() < deadline:
+            time.sleep(0.05)
+        took = time.perf_counter() - started
+        return {"delay_p50_ms": percentile(delays, 0.5) * 1000,
+                "delay_p99_ms": percentile(delays, 0.99) * 1000,
+                "delay_max_ms": delays[-1] * 1000, "received": len(delays),
+                "trickle": trickle, "backlog": backlog,
+                "delivered": receipts.count - before,
+                "events_per_s": (receipts.count - before) / took, "seconds": took}
+    finally:
+        _stop(sender)
+        _stop(server)
+        receipts.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slices", type=int, default=10)
+    parser.add_argument("--per-slice", type=int, default=200)
+    parser.add_argument("--trickle", type=int, default=200)
+    parser.add_argument("--backlog", type=int, default=2000)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("WEBHOOK_SIGNING_KEY", "bench-" + "k" * 40)
+    import logging
+
+    logging.getLogger("delivery_api.access").setLevel(logging.WARNING)
+    with database() as (url, where):
+        devdb.apply_sql(url, devdb.SCHEME)
+        devdb.apply_sql(url, devdb.DEMO)
+        os.environ["DATABASE_URL"] = url
+        log(f"keyed against unkeyed creates: {args.slices} alternating slices of "
+            f"{args.per_slice} ({where})")
+        keyed = keyed_against_unkeyed(args.slices, args.per_slice)
+        from chalicelib import conn
+
+        conn.drop()
+        sent = sender_figures(url, args.trickle, args.backlog)
+    print("| create | req/s | Python µs/req | Postgres µs/req |\n|---|---|---|---|")
+    for kind in ("unkeyed", "keyed"):
+        k = keyed[kind]
+        print(f"| {kind} | {k['req_per_s']:.0f} | {k['python_us']:.0f} | {k['postgres_us']:.0f} |")
+    print(f"\nKeyed over unkeyed, CPU per request (Python + Postgres): "
+          f"{keyed['cpu_ratio']:.2f}x (goal: at most 1.20x)\n")
+    print(f"Webhook sender under make run's arrangement: delay from the write's answer to "
+          f"receipt p50 {sent['delay_p50_ms']:.0f} ms, p99 {sent['delay_p99_ms']:.0f} ms, "
+          f"max {sent['delay_max_ms']:.0f} ms ({sent['received']} of {sent['trickle']} "
+          f"writes at ~20/s); a backlog of {sent['backlog']} delivered at "
+          f"{sent['events_per_s']:.0f} events/s ({sent['delivered']} in "
+          f"{sent['seconds']:.1f} s).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

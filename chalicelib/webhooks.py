@@ -104,6 +104,11 @@ def check_url(body: dict[str, Any]) -> str:
     value = body.get("url")
     if not isinstance(value, str) or not value or len(value) > MAX_URL:
         raise BadRequestError(f"url: is required, at most {MAX_URL} characters")
+    if any(not "\x21" <= ch <= "\x7e" for ch in value):
+        raise BadRequestError("url: must be printable ASCII without spaces "
+                              "(percent-encode the rest)")
+    if not value.startswith(("https://", "http://")):
+        raise BadRequestError("url: must be an https:// URL (lower-case scheme)")
     try:
         target(value, config.webhook_allow_http())
     except ValueError as exc:

@@ -210,6 +210,7 @@ def test_a_hanging_receiver_does_not_stall_the_sender_beyond_its_timeout(api, re
     "https://10.1.2.3/", "https://192.168.0.1/", "https://169.254.169.254/latest/meta-data",
     "https://[::1]/", "https://[fd00:ec2::254]/", "https://0.0.0.0/", "ftp://198.51.100.7/",
     "https://user:pw@198.51.100.7/", "https://no-such-host.invalid/", "not a url", "",
+    "https://8.8.8.8/\x00", "https://8.8.8.8/a b", "HTTPS://8.8.8.8/", "https://8.8.8.8/\u00e9",
 ])
 def test_unsafe_or_malformed_urls_are_refused_where_https_is_required(api, sender_user,
                                                                       monkeypatch, url):

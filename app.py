@@ -13,7 +13,7 @@ from chalice import (
     Response,
 )
 
-from chalicelib import auth, config, conn, credentials, validation, web, webhooks
+from chalicelib import auth, config, conn, credentials, docs_page, validation, web, webhooks
 
 config.check()  # a wrong setting stops the start, naming the variable
 
@@ -23,6 +23,7 @@ app.api.cors = True
 # on every response; API Gateway never base64-encodes a JSON body).
 app.api.binary_types = []
 app.register_middleware(web.middleware, "http")
+docs_page.register(app)  # GET /docs: the API reference, rendered from openapi.yaml
 
 
 def _body() -> dict:

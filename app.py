@@ -23,6 +23,7 @@ app.api.cors = True
 # on every response; API Gateway never base64-encodes a JSON body).
 app.api.binary_types = []
 app.register_middleware(web.middleware, "http")
+web.log_as_json(app.log)  # Chalice's own lines (an unhandled error's traceback) as JSON
 docs_page.register(app)  # GET /docs: the API reference, rendered from openapi.yaml
 
 

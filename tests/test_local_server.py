@@ -311,5 +311,8 @@ def test_refusals_leave_no_traceback_and_an_access_log_line(server):
     _exchange(server["port"], _post("/deliveries", {"Content-Length": "x"}))
     time.sleep(0.2)
     log = server["log"].read_text()
-    assert "POST /deliveries 413" in log and "POST /deliveries 400" in log, log[-2000:]
+    access = [json.loads(line) for line in log.splitlines()
+              if line.startswith("{") and '"delivery_api.access"' in line]
+    assert {("POST", "/deliveries", 413), ("POST", "/deliveries", 400)} <= {
+        (line["method"], line["route"], line["status"]) for line in access}, log[-2000:]
     assert "Traceback" not in log and "MemoryError" not in log, log[-4000:]

@@ -10,9 +10,9 @@ contention), list, and ask for revenue. Afterwards, in the database:
 The requests per second it held are printed in the test output.
 """
 
+import json
 import os
 import random
-import re
 import secrets
 import threading
 import time
@@ -35,7 +35,6 @@ WORKERS = int(os.environ.get("SOAK_WORKERS", "8"))
 INITIAL_COURIERS = 4
 DAILY_LIMIT = 5
 PASSWORD = "soak password"
-_ACCESS_LINE = re.compile(r"^[A-Z]+ /\S* \d{3} ([0-9.]+)ms user=", re.MULTILINE)
 
 # The statuses each kind of request may get in this workload.
 ALLOWED = {
@@ -173,9 +172,18 @@ def _worker(soak: Soak, seed: int, keep_alive: bool) -> None:
 
 
 def _server_latencies(log_path: Path) -> list[float]:
-    """Latencies from the app's access log lines ("GET /me 200 3.1ms user=7")."""
-    return sorted(float(match.group(1)) for match in
-                  _ACCESS_LINE.finditer(log_path.read_text(errors="replace")))
+    """Latencies from the app's access log lines, one JSON object each
+    ({"logger": "delivery_api.access", ..., "duration_ms": 3.1, ...}, docs/logs.md)."""
+    latencies = []
+    for line in log_path.read_text(errors="replace").splitlines():
+        if line.startswith("{") and '"delivery_api.access"' in line:
+            try:
+                entry = json.loads(line)
+            except ValueError:  # the server's last line, still being written
+                continue
+            if entry.get("logger") == "delivery_api.access":
+                latencies.append(float(entry["duration_ms"]))
+    return sorted(latencies)
 
 
 def _pct(values: list[float], percent: float) -> float:

@@ -43,6 +43,13 @@ class _ReleasingGateway(local.LocalGateway):
 
         try:
             return super().handle_request(*args, **kwargs)
+        except local.LocalGatewayException as refusal:
+            # chalice local's own answers (no route matches: 403) carry an id too,
+            # as the app's do.
+            from chalicelib import web
+
+            refusal.headers["X-Request-Id"] = web.new_request_id()
+            raise
         finally:
             conn.release()
 
@@ -138,16 +145,17 @@ class GuardedRequestHandler(local.ChaliceRequestHandler):
         from chalicelib import web
 
         self.close_connection = True
+        request_id = web.new_request_id()
         body = json.dumps({"Code": refusal.code, "Message": refusal.message})
         headers = {"Content-Type": "application/json", "Connection": "close",
-                   **web.COMMON_HEADERS}
+                   "X-Request-Id": request_id, **web.COMMON_HEADERS}
         try:
             self._send_http_response(refusal.status, headers, body)
         except OSError:
             pass  # the client is gone: nobody to tell
         elapsed = (time.perf_counter() - (started or time.perf_counter())) * 1000
-        web.log.info("%s %s %s %.1fms user=-", self.command, urlsplit(self.path).path,
-                     refusal.status, elapsed)
+        web.access_log(request_id, self.command, urlsplit(self.path).path, refusal.status,
+                       elapsed, code=refusal.code)
 
     do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
 

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import json
 import logging
 import socket
 import time
@@ -190,8 +189,8 @@ def send_due(limit: int = BATCH) -> int:
     for delivery_id, attempt, status, error, duration in outcomes:
         conn.rows("webhook_record", delivery_id, attempt, status, error, duration, delays)
         if error:
-            _log.info(json.dumps({"webhook_delivery": delivery_id, "attempt": attempt,
-                                  "error": error[:200]}))
+            _log.info("webhook attempt failed", extra={"fields": {
+                "webhook_delivery": delivery_id, "attempt": attempt, "error": error[:200]}})
     return len(rows)
 
 

@@ -869,7 +869,9 @@ BEGIN
                          UNION ALL
                          SELECT user_id FROM couriers WHERE id = p_courier_id)
        AND s.disabled_at IS NULL
-       AND ('*' = ANY (s.events) OR p_type = ANY (s.events));
+       AND ('*' = ANY (s.events) OR p_type = ANY (s.events))
+       -- A subscription deleted meanwhile is skipped, not a foreign key error.
+       FOR KEY SHARE OF s;
 END $$;
 
 -- Senders only: a new delivery of the caller's company (status created), and
@@ -1318,6 +1320,11 @@ BEGIN
         IF replayed THEN
             SELECT w.nonce INTO nonce FROM webhook_subscriptions w
              WHERE w.id = (body ->> 'id')::bigint;
+            IF nonce IS NULL THEN
+                -- Its secret cannot be shown again: the subscription is gone.
+                PERFORM api_fail(409, format('Idempotency-Key: the webhook it created (%s) '
+                                             'has been deleted', body ->> 'id'));
+            END IF;
             RETURN;
         END IF;
     END IF;
@@ -1405,6 +1412,11 @@ DECLARE
     w webhook_deliveries;
     v_since timestamptz;
 BEGIN
+    -- The subscription first, then the delivery: the order DELETE /webhooks
+    -- takes them in (its cascade), so the two cannot deadlock.
+    PERFORM 1 FROM webhook_subscriptions
+     WHERE id = (SELECT subscription_id FROM webhook_deliveries WHERE id = p_delivery_id)
+       FOR NO KEY UPDATE;
     SELECT * INTO w FROM webhook_deliveries
      WHERE id = p_delivery_id AND attempts = p_attempt AND state = 'pending' FOR UPDATE;
     IF NOT FOUND THEN

@@ -322,9 +322,12 @@ def instant(value: str | None, field: str) -> datetime:
     try:
         if _BASIC_DATE_RE.fullmatch(raw):
             # Eight digits as seconds would be a moment of 1970-1973; as a
-            # date they are what a person means.
-            day = datetime.strptime(raw, "%Y%m%d")
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+            # date they are what a person means. When they are no date, seconds.
+            try:
+                day = datetime.strptime(raw, "%Y%m%d")
+                return datetime(day.year, day.month, day.day, tzinfo=UTC)
+            except ValueError:
+                pass
         if _DIGITS_RE.fullmatch(raw):
             return datetime.fromtimestamp(int(raw), tz=UTC)
         if _DATE_RE.fullmatch(raw):
@@ -350,8 +353,8 @@ def idempotency_key(headers: Any) -> str | None:
     raw = headers.get("idempotency-key")
     if raw is None:
         return None
-    key = raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
-    if not _IDEMPOTENCY_KEY_RE.fullmatch(key) or key.startswith('"') or key.endswith('"'):
+    key = raw[1:-1] if len(raw) >= 3 and raw[0] == raw[-1] == '"' else raw
+    if not _IDEMPOTENCY_KEY_RE.fullmatch(key):
         raise BadRequestError("Idempotency-Key: must be 1 to 255 printable ASCII characters, "
                               "optionally in double quotes")
     return key

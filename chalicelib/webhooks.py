@@ -14,6 +14,7 @@ import hmac
 import ipaddress
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,11 +59,21 @@ def signature(key: bytes, msg_id: str, timestamp: int, body: str) -> str:
 # ---------------------------------------------------------------- URLs
 
 
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
 def _refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Loopback, private, link-local (the cloud metadata address among them),
-    and every other address that is not on the public internet."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    and every other address that is not on the public internet; an IPv6
+    address that carries an IPv4 one (mapped, NAT64, 6to4, Teredo) is judged
+    by the IPv4 address it leads to."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (
+            address.teredo[1] if address.teredo else None)
+        if embedded is None and any(address in net for net in _NAT64):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
     return not address.is_global or address.is_multicast
 
 
@@ -85,9 +96,11 @@ def target(url: str, allow_local: bool) -> tuple[str, str, int, str, list[str]]:
     if not parts.hostname or parts.username or parts.password:
         raise ValueError("must have a host and no user or password")
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if parts.scheme == "https" else 80)
     except ValueError:
         raise ValueError("has an invalid port") from None
+    if not 1 <= port <= 65535:
+        raise ValueError("has an invalid port")
     addresses = _resolve(parts.hostname, port)
     if not addresses:
         raise ValueError(f"host {parts.hostname} does not resolve")
@@ -133,27 +146,49 @@ def post(url: str, headers: dict[str, str], body: bytes, allow_local: bool,
     """POSTs body to url and returns the status. The host is resolved and
     checked now (again) and the connection goes to the address checked, so
     that a name that changed its address since the subscription cannot lead
-    inward. OSError or ValueError when there is no answer in time."""
+    inward. The whole exchange (connect, TLS, request, answer) has `timeout`
+    seconds: at the deadline the socket is shut, whatever is in progress.
+    Raises (OSError, http.client.HTTPException, ValueError) when there is no
+    answer in time."""
     import http.client
     import ssl
 
     timeout = timeout or TIMEOUT_SECONDS
-    scheme, host, port, path, addresses = target(url, allow_local)
     deadline = time.monotonic() + timeout
-    sock = socket.create_connection((addresses[0], port), timeout=timeout)
+    scheme, host, port, path, addresses = target(url, allow_local)
+    raw = socket.create_connection((addresses[0], port),
+                                   timeout=max(0.1, deadline - time.monotonic()))
+    expired = threading.Event()
+
+    def cut() -> None:
+        expired.set()
+        try:
+            raw.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), cut)
+    watchdog.start()
+    sock = raw
     try:
         if scheme == "https":
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            sock = ssl.create_default_context().wrap_socket(raw, server_hostname=host)
         connection = http.client.HTTPConnection(host, port, timeout=timeout)
         connection.sock = sock
-        connection.request("POST", path, body=body, headers=headers)
-        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        default_port = 443 if scheme == "https" else 80
+        connection.request("POST", path, body=body, headers={
+            "Host": host if port == default_port else f"{host}:{port}", **headers})
         response = connection.getresponse()
         response.read(65536)
-        if time.monotonic() > deadline:
-            raise TimeoutError("the receiver took longer than 10 s")
+        if expired.is_set():
+            raise TimeoutError(f"the receiver took longer than {timeout:g} s")
         return response.status
+    except (OSError, http.client.HTTPException):
+        if expired.is_set():
+            raise TimeoutError(f"the receiver took longer than {timeout:g} s") from None
+        raise
     finally:
+        watchdog.cancel()
         sock.close()
 
 
@@ -172,8 +207,8 @@ def _deliver(row: tuple, allow_local: bool) -> tuple[int, int, int | None, str |
         status = post(url, headers, payload.encode(), allow_local)
         if not 200 <= status < 300:
             error = f"HTTP {status}"
-    except (OSError, ValueError, ServiceUnavailableError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # whatever went wrong, this attempt failed: recorded as such
+        status, error = None, f"{type(exc).__name__}: {exc}"
     return delivery_id, attempt, status, error, int((time.monotonic() - started) * 1000)
 
 

@@ -228,7 +228,10 @@ def test_eight_digits_are_an_iso_basic_date_not_unix_seconds(api, courier_token)
     assert reply.status == 200, reply
     assert (reply.json["from"], reply.json["to"]) == ("2026-01-01T00:00:00Z",
                                                       "2027-01-01T00:00:00Z")
-    assert_error(api.get("/revenue/20261301/20270101", token=courier_token), 400, "from")
+    # Eight digits that are no date are Unix seconds.
+    reply = api.get("/revenue/10000000/20000000", token=courier_token)
+    assert (reply.json["from"], reply.json["to"]) == ("1970-04-26T17:46:40Z",
+                                                      "1970-08-20T11:33:20Z")
 
 
 def test_sub_second_bounds_are_echoed_as_sent(api, courier_token):

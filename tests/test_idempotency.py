@@ -36,7 +36,9 @@ def test_a_repeat_gets_the_first_answer_and_creates_nothing(api, sender, db):
     assert again.status == 201 and again.headers["idempotent-replayed"] == "true"
     assert again.json == first.json
     assert count(db, sender["sender_id"]) == 1
-    # The quoted form is the same key.
+    # The quoted form is the same key; a lone quote is a key of its own.
+    assert post(api, "/deliveries", {"size": "1x2x3", "cost": "9.50"}, sender["token"],
+                '"a').status == 201
     quoted = post(api, "/deliveries", {"size": "1x2x3", "cost": "9.50"}, sender["token"],
                   f'"{key}"')
     assert quoted.json == first.json and quoted.headers["idempotent-replayed"] == "true"
@@ -105,7 +107,7 @@ def test_keys_older_than_a_day_are_forgotten(api, sender, db):
     assert count(db, sender["sender_id"]) == 2
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "clé", "tab\there", '"unclosed', '"'])
+@pytest.mark.parametrize("key", ["", "x" * 256, "clé", "tab\there", '"' + "x" * 256 + '"'])
 def test_a_malformed_key_is_400(api, sender, key):
     reply = post(api, "/deliveries", {"size": "1x2x3", "cost": 1}, sender["token"], key)
     assert_error(reply, 400, "Idempotency-Key")

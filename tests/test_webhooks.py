@@ -4,6 +4,7 @@ to a real local receiver that verifies every signature with the
 `standardwebhooks` package."""
 
 import os
+import socket
 import threading
 import time
 
@@ -211,6 +212,8 @@ def test_a_hanging_receiver_does_not_stall_the_sender_beyond_its_timeout(api, re
     "https://[::1]/", "https://[fd00:ec2::254]/", "https://0.0.0.0/", "ftp://198.51.100.7/",
     "https://user:pw@198.51.100.7/", "https://no-such-host.invalid/", "not a url", "",
     "https://8.8.8.8/\x00", "https://8.8.8.8/a b", "HTTPS://8.8.8.8/", "https://8.8.8.8/\u00e9",
+    "https://[64:ff9b::a9fe:a9fe]/", "https://[64:ff9b:1::a9fe:a9fe]/",
+    "https://[2002:a9fe:a9fe::1]/", "https://[::ffff:10.0.0.1]/", "https://8.8.8.8:0/",
 ])
 def test_unsafe_or_malformed_urls_are_refused_where_https_is_required(api, sender_user,
                                                                       monkeypatch, url):
@@ -268,3 +271,74 @@ def test_no_signing_secret_is_stored(api, sender_user, receiver, database_url):
     assert raw not in row and key.hex() not in row
     # The key the server derives from is not in the database either.
     assert os.environ["WEBHOOK_SIGNING_KEY"] not in row
+
+
+def test_a_replay_of_a_deleted_subscription_is_409_not_its_secret(api, sender_user, receiver):
+    headers = {"Idempotency-Key": "sub-gone"}
+    body = {"url": receiver.url, "events": ["*"]}
+    made = api.post("/webhooks", body, token=sender_user["token"], headers=headers)
+    assert made.status == 201
+    assert api.delete(f"/webhooks/{made.json['id']}", token=sender_user["token"]).status == 204
+    again = api.post("/webhooks", body, token=sender_user["token"], headers=headers)
+    assert_error(again, 409, "Idempotency-Key")
+
+
+def _raw_receiver(answer) -> tuple[str, threading.Thread, socket.socket]:
+    """A TCP server on 127.0.0.1 that reads a request and calls answer(conn)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                try:
+                    conn.recv(65536)
+                    answer(conn)
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.getsockname()[1]}/", thread, server
+
+
+def test_a_receiver_that_speaks_no_http_is_a_recorded_failure(api, sender_user, receiver, db):
+    url, _, server = _raw_receiver(lambda conn: conn.sendall(b"garbage\r\n\r\n"))
+    try:
+        bad = api.post("/webhooks", {"url": url, "events": ["*"]}, token=sender_user["token"])
+        assert bad.status == 201
+        subscribe(api, sender_user, receiver)  # a good one beside it
+        api.new_delivery(sender_user["token"])
+        webhooks.send_due()
+        assert len(receiver.received) == 1  # the batch went on
+        with db.cursor() as cur:
+            cur.execute("SELECT a.status, a.error FROM webhook_attempts a JOIN webhook_deliveries w"
+                        " ON w.id = a.delivery_id WHERE w.subscription_id = %s",
+                        (bad.json["id"],))
+            ((status, error),) = cur.fetchall()
+        assert status is None and "BadStatusLine" in error
+    finally:
+        server.close()
+
+
+def test_a_receiver_that_drips_its_answer_is_cut_at_the_timeout(monkeypatch):
+    def drip(conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\n")
+        for _ in range(40):
+            conn.sendall(b"X")
+            time.sleep(0.25)
+
+    url, _, server = _raw_receiver(drip)
+    monkeypatch.setattr(webhooks, "TIMEOUT_SECONDS", 1.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            webhooks.post(url, {"Content-Type": "application/json"}, b"{}", allow_local=True)
+        assert time.monotonic() - started < 3
+    finally:
+        server.close()

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 from chalice import (
     BadRequestError,
     Chalice,
+    CORSConfig,
     ForbiddenError,
     Rate,
     Response,
@@ -18,7 +19,10 @@ from chalicelib import auth, config, conn, credentials, docs_page, validation, w
 config.check()  # a wrong setting stops the start, naming the variable
 
 app = Chalice(app_name="delivery-api")
-app.api.cors = True
+# Any origin may call (tokens, not cookies); browsers may send Idempotency-Key
+# and read the headers clients act on.
+app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Idempotency-Key"],
+                          expose_headers=["Retry-After", "Idempotent-Replayed", "X-Request-Id"])
 # A JSON API: no media type is binary (saves Chalice a scan of its default list
 # on every response; API Gateway never base64-encodes a JSON body).
 app.api.binary_types = []

@@ -27,6 +27,7 @@ check: lint
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	bash tools/lint_openapi.sh
 
 migrate: $(VENV)/.installed
 	$(PY) -m tools.devdb migrate

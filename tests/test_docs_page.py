@@ -69,7 +69,8 @@ def call(routes: Any, path: str, headers: dict[str, str] | None = None) -> dict[
 def spec_operations(spec: dict) -> set[tuple[str, str, str]]:
     """(METHOD, path, operationId) of every operation of an OpenAPI document."""
     return {(method.upper(), path, operation.get("operationId", ""))
-            for path, item in spec["paths"].items()
+            for section in ("paths", "webhooks")  # Swagger UI lists webhooks too
+            for path, item in spec.get(section, {}).items()
             for method, operation in item.items() if method in HTTP_METHODS}
 
 

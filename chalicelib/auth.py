@@ -4,6 +4,8 @@ which runs in Python; an attempt refused for its address costs no hashing."""
 
 import ipaddress
 import json
+import math
+import time
 from typing import Any
 
 from chalice import BadRequestError, Response, TooManyRequestsError, UnauthorizedError
@@ -24,6 +26,33 @@ def client_address() -> str | None:
         return None
 
 
+# Addresses this process has seen refused, until their window ends: a flood
+# from one address is answered here without a round trip. The database stays
+# the judge (it is shared by every instance); this only remembers its "no".
+_refused_until: dict[tuple[str, str], float] = {}
+
+
+def _remembered(action: str, address: str | None) -> int:
+    """Seconds left of a refusal this process already got for the address, or 0."""
+    if address is None:
+        return 0
+    until = _refused_until.get((action, address))
+    if until is None:
+        return 0
+    left = until - time.monotonic()
+    if left <= 0:
+        _refused_until.pop((action, address), None)
+        return 0
+    return max(1, math.ceil(left))
+
+
+def _remember(action: str, address: str | None, seconds: int) -> None:
+    if address is not None and seconds:
+        if len(_refused_until) > 10_000:
+            _refused_until.clear()
+        _refused_until[(action, address)] = time.monotonic() + seconds
+
+
 def _too_many(field: str, what: str, seconds: int) -> Response:
     error = TooManyRequestsError(f"{field}: too many {what}; try again in {seconds} seconds")
     return error_response(error, headers={"Retry-After": str(seconds)})
@@ -31,7 +60,11 @@ def _too_many(field: str, what: str, seconds: int) -> Response:
 
 def signup_refusal() -> Response | None:
     """A 429 when the caller's address has used up this minute's signups, else None."""
-    seconds = conn.call("signup_allowance", client_address(), config.auth_rate_per_minute())[0]
+    address, limit = client_address(), config.auth_rate_per_minute()
+    seconds = _remembered("signup", address) if limit else 0
+    if not seconds:
+        seconds = conn.call("signup_allowance", address, limit)[0]
+        _remember("signup", address, seconds)
     return _too_many("address", "signups from this address", seconds) if seconds else None
 
 
@@ -45,10 +78,14 @@ def login(body: dict[str, Any]) -> Response:
     if not isinstance(password, str) or not password:
         raise BadRequestError("password: is required")
     name = validation.storable(username, "username")[:64]
-    address = client_address()
+    address, limit = client_address(), config.auth_rate_per_minute()
+    remembered = _remembered("login", address) if limit else 0
+    if remembered:
+        return _too_many("address", "failed logins from this address", remembered)
     (user_id, stored, locked_seconds, limited_seconds), = conn.rows(
-        "login_lookup", name, address, config.auth_rate_per_minute())
+        "login_lookup", name, address, limit)
     if limited_seconds:
+        _remember("login", address, limited_seconds)
         return _too_many("address", "failed logins from this address", limited_seconds)
     if locked_seconds:
         return locked_out(locked_seconds)

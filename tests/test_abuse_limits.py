@@ -62,10 +62,16 @@ def login(username: str, password: str, address: str) -> tuple[int, dict, Any]:
 
 
 def test_failed_logins_from_one_address_are_limited_before_any_hashing(
-        database_url, monkeypatch, address, hashing):
+        database_url, db, monkeypatch, address, hashing):
     monkeypatch.setenv("AUTH_RATE_PER_MINUTE", "3")
     statuses = [login(unique("nobody"), "wrong password", address)[0] for _ in range(5)]
     assert statuses == [401, 401, 401, 429, 429]
+    # The fourth attempt learnt the refusal from the database; the fifth was
+    # answered from it, without a round trip.
+    with db.cursor() as cur:
+        cur.execute("SELECT used FROM address_limits WHERE action = 'login' AND address = %s",
+                    (address,))
+        assert cur.fetchone() == (4,)
     assert hashing["verify"] == 3
     status, headers, body = login("courier", "pass", address)
     # Even the right password waits: the address is over its limit.

@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ bench: $(VENV)/.installed
 # sender's delay and throughput to a local receiver (a minute or two).
 bench-webhooks: $(VENV)/.installed
 	$(PY) -m bench.webhooks
+
+# `make bench-flood`: the login flood of 40 clients from one address against
+# make run's server (about 30 s).
+bench-flood: $(VENV)/.installed
+	$(PY) -m bench.flood
 
 clean:
 	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build

@@ -27,20 +27,22 @@ class Rig:
 
 
 def timed(seconds: float, call: Callable[[int], None], start_at: int = 0,
-          latencies: list[float] | None = None) -> tuple[int, float]:
-    """Calls call(i) for i = start_at, ... until `seconds` have passed: (calls, elapsed)."""
+          latencies: list[float] | None = None, limit: int | None = None) -> tuple[int, float]:
+    """Calls call(i) for i = start_at, ... until `seconds` have passed, or `limit`
+    calls were made: (calls, elapsed)."""
     clock = time.perf_counter
     count = 0
     started = last = clock()
     deadline = started + seconds
+    stop = limit if limit is not None else -1
     if latencies is None:
-        while last < deadline:
+        while last < deadline and count != stop:
             call(start_at + count)
             count += 1
             last = clock()
     else:
         append = latencies.append
-        while last < deadline:
+        while last < deadline and count != stop:
             call(start_at + count)
             count += 1
             now = clock()
@@ -57,24 +59,53 @@ def percentile(sorted_values: list[float], q: float) -> float:
 
 
 def lambda_call(rig: Rig, ep: Endpoint) -> Callable[[int], None]:
-    handler, context, events, expected = rig.app, rig.context, ep.events, ep.status
+    """Request i through the Lambda entry point: the endpoint's events in turn, or
+    the event of position i of its supply (made beforehand by supply.ready)."""
+    handler, context, expected = rig.app, rig.context, ep.status
+
+    def check(response: dict[str, Any]) -> None:
+        rig.errors.append(f"{ep.name}: {response['statusCode']} {response['body'][:200]}")
+        if len(rig.errors) > 20:
+            raise SystemExit("too many unexpected responses:\n" + "\n".join(rig.errors))
+
+    if ep.supply is not None:
+        take = ep.supply.events.pop
+
+        def call(i: int) -> None:
+            response = handler(take(i), context)
+            if response["statusCode"] != expected:
+                check(response)
+
+        return call
+
+    events = ep.events
     n = len(events)
 
     def call(i: int) -> None:
         response = handler(events[i % n], context)
         if response["statusCode"] != expected:
-            rig.errors.append(f"{ep.name}: {response['statusCode']} {response['body'][:200]}")
-            if len(rig.errors) > 20:
-                raise SystemExit("too many unexpected responses:\n" + "\n".join(rig.errors))
+            check(response)
 
     return call
 
 
 def direct_call(rig: Rig, ep: Endpoint) -> Callable[[int], None] | None:
-    """The statements the endpoint sent on the wire, replayed with psycopg2."""
+    """The statements the endpoint sent on the wire, replayed with psycopg2 (for a
+    supply: its statement on fresh deliveries, made beforehand by supply.ready_direct)."""
     if ep.kind == "login" or not ep.wire or not all(ep.wire):
         return None
     cur = rig.direct.cursor()
+    if ep.supply is not None:
+        if ep.supply.template is None:
+            return None
+        take = ep.supply.direct.pop
+
+        def call(i: int) -> None:
+            cur.execute(take(i))
+            cur.fetchall()
+
+        return call
+
     requests = ep.wire
     n = len(requests)
 
@@ -143,6 +174,20 @@ class CpuMeter:
                 "postgres_us": self.server / self.count / 1e3 if self.server_ok else None}
 
 
+def _lambda_limit(ep: Endpoint, seconds: float) -> int | None:
+    """For an endpoint with a supply: makes the deliveries of the slice ahead (outside
+    its clock) and returns how many requests it may send."""
+    if ep.supply is None:
+        return None
+    return ep.supply.ready(ep.lambda_pos, ep.supply.chunk(seconds))
+
+
+def _direct_limit(ep: Endpoint, seconds: float) -> int | None:
+    if ep.supply is None:
+        return None
+    return ep.supply.ready_direct(ep.direct_pos, ep.supply.chunk(seconds))
+
+
 def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, Any]:
     """Interleaves floor, endpoint and direct SQL in `rounds` slices."""
     from chalicelib import conn as app_conn
@@ -153,29 +198,34 @@ def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, An
     if ep.kind == "login":
         rounds = 1
     warm = min(0.3, seconds / 4)
-    n, _ = timed(warm, through_lambda, ep.lambda_pos)
+    n, _ = timed(warm, through_lambda, ep.lambda_pos, limit=_lambda_limit(ep, warm))
     ep.lambda_pos += n
     timed(warm / 3, floor)
     if direct is not None:
-        n, _ = timed(warm / 3, direct, ep.direct_pos)
+        n, _ = timed(warm / 3, direct, ep.direct_pos, limit=_direct_limit(ep, warm / 3))
         ep.direct_pos += n
     latencies: list[float] = []
     totals = {"lambda": [0, 0.0], "floor": [0, 0.0], "direct": [0, 0.0]}
     cpu_lambda, cpu_direct = CpuMeter(app_conn.connection()), CpuMeter(rig.direct)
+    cpu_floor = CpuMeter(rig.floor)
     errors_before = len(rig.errors)
     for _ in range(rounds):
-        n, took = timed(seconds / rounds / 2, floor)
+        with cpu_floor.slice():
+            n, took = timed(seconds / rounds / 2, floor)
+        cpu_floor.count += n
         totals["floor"][0] += n
         totals["floor"][1] += took
+        limit = _lambda_limit(ep, seconds / rounds)
         with cpu_lambda.slice():
-            n, took = timed(seconds / rounds, through_lambda, ep.lambda_pos, latencies)
+            n, took = timed(seconds / rounds, through_lambda, ep.lambda_pos, latencies, limit)
         cpu_lambda.count += n
         ep.lambda_pos += n
         totals["lambda"][0] += n
         totals["lambda"][1] += took
         if direct is not None:
+            limit = _direct_limit(ep, seconds / rounds / 2)
             with cpu_direct.slice():
-                n, took = timed(seconds / rounds / 2, direct, ep.direct_pos)
+                n, took = timed(seconds / rounds / 2, direct, ep.direct_pos, limit=limit)
             cpu_direct.count += n
             ep.direct_pos += n
             totals["direct"][0] += n
@@ -203,4 +253,5 @@ def measure(rig: Rig, ep: Endpoint, seconds: float, rounds: int) -> dict[str, An
         # serving it (embedded server only), through Lambda and direct.
         "cpu_lambda": cpu_lambda.per_request(),
         "cpu_direct": cpu_direct.per_request(),
+        "cpu_floor": cpu_floor.per_request(),
     }

@@ -2,9 +2,70 @@
 that docs/benchmark.md shows (pasted from bench/results/latest.md)."""
 
 import io
+import re
+from pathlib import Path
 from typing import Any
 
-from bench.endpoints import DEEP_PAGE, REVENUE
+from bench.endpoints import DEEP_CURSOR, DEEP_PAGE, DEEP_PAGE_MODE, FIRST_CURSOR, REVENUE
+
+# The deep cursor page may cost this much more CPU than the first one.
+DEEP_CURSOR_GOAL = 1.25
+# A read's ratio to its floor may fall this far below the published run's.
+PUBLISHED_SLACK = 0.10
+
+
+def cpu_total(r: dict[str, Any]) -> float | None:
+    """CPU microseconds per request through the Lambda entry point, client and server."""
+    cpu = r.get("cpu_lambda") or {}
+    if cpu.get("python_us") is None:
+        return None
+    return cpu["python_us"] + (cpu.get("postgres_us") or 0)
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in line.strip().strip("|").split("|")]
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
+
+
+def published_run(path: Path) -> dict[str, Any] | None:
+    """The figures of the run published in docs/benchmark.md (its biggest size): each
+    endpoint's ratio to its floor and CPU per request, read from the run's tables
+    (the ones markdown() writes), before a new run replaces them."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    run = text.split("## The run", 1)[-1]
+    when = re.search(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?Z?(?: UTC)?", run)
+    size = re.search(r"^At ([\d,]+) deliveries", run, re.M)
+    if not size:
+        return None
+    endpoints: dict[str, dict[str, float | None]] = {}
+    lines = run.splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("| endpoint |"):
+            continue
+        header = _cells(line)
+        rows = []
+        for row in lines[i + 2:]:
+            if not row.startswith("|"):
+                break
+            rows.append(_cells(row))
+        for wanted, key in (("x floor", "ratio_to_floor"), ("Python, via Lambda", "python_us"),
+                            ("Postgres, via Lambda", "postgres_us"), ("requests/s", "rps")):
+            if wanted in header:
+                col = header.index(wanted)
+                for cells in rows:
+                    if len(cells) > col:
+                        endpoints.setdefault(cells[0], {}).setdefault(key, _number(cells[col]))
+    return {"source": str(path), "run": when.group(0) if when else "the published run",
+            "size": size.group(1).replace(",", ""), "endpoints": endpoints}
 
 
 def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -38,13 +99,25 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     if len(sizes) > 1:
         low, high = sizes[0], sizes[-1]
         for name, r in result["sizes"][high]["endpoints"].items():
-            if name == DEEP_PAGE or r["kind"] in ("login", "framework"):
+            if name in (DEEP_PAGE, DEEP_PAGE_MODE) or r["kind"] in ("login", "framework"):
                 continue
             base = result["sizes"][low]["endpoints"].get(name)
             if base:
                 ratio = r["p50_ms"] / base["p50_ms"]
                 check(f"flat: p50 at {int(high):,} / p50 at {int(low):,}", name, None,
                       round(ratio, 3), "<= 1.25", ratio <= 1.25)
+    for size in sizes:
+        ratio = deep_cursor_ratio(result["sizes"][size]["endpoints"])
+        if ratio is not None:
+            depth = result["sizes"][size].get("list_depth")
+            check(f"deep cursor page ({depth:,} in at that size): CPU / first cursor page",
+                  DEEP_CURSOR, size, round(ratio, 3), f"<= {DEEP_CURSOR_GOAL}",
+                  ratio <= DEEP_CURSOR_GOAL)
+    for name, then, now in against_published(result):
+        if now["kind"] == "read" and then["ratio_to_floor"] and now["ratio_to_floor"]:
+            change = now["ratio_to_floor"] / then["ratio_to_floor"]
+            check("reads: x floor against the published run", name, sizes[-1], round(change, 3),
+                  f">= {1 - PUBLISHED_SLACK:.2f} of it", change >= 1 - PUBLISHED_SLACK)
     for size in sizes:
         explain = result["sizes"][size].get("explain_revenue")
         if explain:
@@ -57,6 +130,24 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         check("cold start: import app / import chalice, psycopg2", "app", None,
               round(cold["ratio"], 3), "<= 1.3", cold["ratio"] <= 1.3)
     return checks
+
+
+def deep_cursor_ratio(endpoints: dict[str, Any]) -> float | None:
+    """CPU per request of the deep cursor page over the first cursor page's."""
+    first, deep = endpoints.get(FIRST_CURSOR), endpoints.get(DEEP_CURSOR)
+    if not first or not deep or not cpu_total(first) or cpu_total(deep) is None:
+        return None
+    return cpu_total(deep) / cpu_total(first)
+
+
+def against_published(result: dict[str, Any]) -> list[tuple[str, dict, dict]]:
+    """(name, published figures, this run's) of each read in both, at the published size."""
+    previous = result.get("previous")
+    if not previous or previous["size"] not in result["sizes"]:
+        return []
+    now = result["sizes"][previous["size"]]["endpoints"]
+    return [(name, then, now[name]) for name, then in previous["endpoints"].items()
+            if name in now and now[name]["kind"] in ("read", "framework")]
 
 
 def _targets_markdown(checks: list[dict[str, Any]]) -> str:
@@ -72,6 +163,91 @@ def _targets_markdown(checks: list[dict[str, Any]]) -> str:
             for c in missed) or "-"
         out.append(f"| {target} | {cases[0]['goal']} | {len(cases) - len(missed)} of "
                    f"{len(cases)} | {text} |")
+    return "\n".join(out) + "\n"
+
+
+def _data_markdown(result: dict[str, Any]) -> str:
+    rows = []
+    for size in sorted(result["sizes"], key=int):
+        entry = result["sizes"][size]
+        data, load = entry.get("data"), entry.get("load") or {}
+        if not data:
+            continue
+        mix = ", ".join(f"{status} {n / data['deliveries']:.1%}"
+                        for status, n in sorted(data["statuses"].items(), key=lambda kv: -kv[1]))
+        secs = load.get("seconds", {})
+        rows.append(f"| {int(size):,} | {data['deliveries']:,} | {data['sender_1']:,} | "
+                    f"{data['events']:,} | {data['deliveries_mb']:,} + {data['events_mb']:,} | "
+                    f"{entry['load_seconds']} ({secs.get('deliveries', '-')} / "
+                    f"{secs.get('events', '-')} / {secs.get('event_indexes', '-')} / "
+                    f"{secs.get('vacuum', '-')}) | {mix} |")
+    if not rows:
+        return ""
+    return ("The data set at each size, as loaded (the deliveries that the write "
+            "benchmarks add are deleted after each one; load seconds: the step's total, "
+            "then deliveries / events / event indexes / vacuum):\n\n"
+            "| size | deliveries | sender 1's | events | MB (deliveries + events) | load s | "
+            "status mix |\n|---:|---:|---:|---:|---:|---|---|\n" + "\n".join(rows) + "\n\n")
+
+
+def _lists_markdown(result: dict[str, Any]) -> str:
+    """The cursor pages against page mode, at each size: CPU per request."""
+    sizes = sorted(result["sizes"], key=int)
+    names = ("sender list, page 0", FIRST_CURSOR, DEEP_CURSOR, DEEP_PAGE_MODE)
+    if not all(n in result["sizes"][sizes[-1]]["endpoints"] for n in names[1:3]):
+        return ""
+    out = ["\nCursor pages against page mode, sender 1's list (CPU microseconds per request "
+           "through the Lambda entry point, client + server; in brackets, over the first "
+           "cursor page's; the deep pages are 500,000 items in where the list is that long, "
+           "else half of it):\n",
+           "| size | depth | " + " | ".join(names) + " |",
+           "|---:|---:|" + "---:|" * len(names)]
+    for size in sizes:
+        eps = result["sizes"][size]["endpoints"]
+        base = cpu_total(eps[FIRST_CURSOR]) if FIRST_CURSOR in eps else None
+        cells = []
+        for name in names:
+            r = eps.get(name)
+            total = cpu_total(r) if r else None
+            if total is None:
+                cells.append("-")
+            else:
+                rel = f" ({total / base:.2f}x)" if base else ""
+                cells.append(f"{total:,.0f}{rel}")
+        w = result["sizes"][size].get("list_depth")
+        out.append(f"| {int(size):,} | {w:,} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def _published_markdown(result: dict[str, Any]) -> str:
+    rows = against_published(result)
+    if not rows:
+        return ""
+    previous = result["previous"]
+    out = [f"\nThe reads against the published run ({previous['run']}, "
+           f"{Path(previous['source']).name}) at {int(previous['size']):,} deliveries: "
+           "ratio to the interleaved SELECT 1 floor, and CPU microseconds per request "
+           "(client + server, through the Lambda entry point); the last column divides "
+           "the CPU change by GET /'s, the same Python work in both runs, to take out "
+           "how fast the machine was at either time:\n",
+           "| endpoint | x floor then | x floor now | now / then | CPU then | CPU now | "
+           "now / then | over GET /'s |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    yardstick = None
+    for _name, then, now in rows:
+        if now["kind"] == "framework" and then.get("python_us") and cpu_total(now):
+            yardstick = cpu_total(now) / ((then.get("python_us") or 0)
+                                          + (then.get("postgres_us") or 0))
+    for name, then, now in rows:
+        change = (now["ratio_to_floor"] / then["ratio_to_floor"]
+                  if then.get("ratio_to_floor") and now.get("ratio_to_floor") else None)
+        cpu_then = ((then.get("python_us") or 0) + (then.get("postgres_us") or 0)
+                    if then.get("python_us") is not None else None)
+        cpu_now = cpu_total(now)
+        cpu_change = cpu_now / cpu_then if cpu_now and cpu_then else None
+        relative = cpu_change / yardstick if cpu_change and yardstick else None
+        out.append(f"| {name} | {num(then.get('ratio_to_floor'), 3)} | "
+                   f"{num(now['ratio_to_floor'], 3)} | {num(change, 2)} | {num(cpu_then, 0)} | "
+                   f"{num(cpu_now, 0)} | {num(cpu_change, 2)} | {num(relative, 2)} |")
     return "\n".join(out) + "\n"
 
 
@@ -91,7 +267,14 @@ def markdown(result: dict[str, Any]) -> str:
       f"psycopg2 {m['psycopg2']}. Load average {result['load_before']} before, "
       f"{result['load_after']} after (other jobs shared the machine: figures are noisy, "
       "ratios are taken against floors interleaved with each endpoint).\n\n")
+    code = result.get("code")
+    if code:
+        changed = code["changed_files"]
+        w(f"Code: commit {code['commit']}"
+          + (f" plus uncommitted changes in {len(changed)} files ({', '.join(changed[:12])}"
+             + (", ..." if len(changed) > 12 else "") + ")" if changed else "") + ".\n\n")
     w(f"Reproduce: `{result['command']}`\n\n")
+    w(_data_markdown(result))
     w(f"At {int(big):,} deliveries, through `app.app(event, context)`, one thread:\n\n")
     w("| endpoint | SQL statements / request | requests/s | p50 ms | p99 ms | floor | "
       "x floor | direct SQL req/s | Lambda / direct |\n")
@@ -122,14 +305,22 @@ def markdown(result: dict[str, Any]) -> str:
         w(f"\nWhere the time goes at {int(big):,} (CPU microseconds per request, from the "
           "process clocks; client and server share the 2 cores):\n\n")
         w("| endpoint | wall (1/rate) | Python, via Lambda | Postgres, via Lambda | "
-          "Python, direct SQL | Postgres, direct SQL |\n|---|---:|---:|---:|---:|---:|\n")
+          "Python, direct SQL | Postgres, direct SQL | floor, client + server | "
+          "CPU x floor |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
         for name, r in rows.items():
             if r["kind"] == "login" or not r["rps"]:
                 continue
             cl, cd = r.get("cpu_lambda", {}), r.get("cpu_direct", {})
+            cf = r.get("cpu_floor") or {}
+            floor_cpu = (cf["python_us"] + (cf.get("postgres_us") or 0)
+                         if cf.get("python_us") is not None else None)
+            total = cpu_total(r)
             w(f"| {name} | {1e6 / r['rps']:,.0f} | {num(cl.get('python_us'), 0)} | "
               f"{num(cl.get('postgres_us'), 0)} | {num(cd.get('python_us'), 0)} | "
-              f"{num(cd.get('postgres_us'), 0)} |\n")
+              f"{num(cd.get('postgres_us'), 0)} | {num(floor_cpu, 0)} | "
+              f"{num(floor_cpu / total if floor_cpu and total else None, 3)} |\n")
+    w(_lists_markdown(result))
+    w(_published_markdown(result))
     explain = result["sizes"][big].get("explain_revenue")
     if explain:
         says = explain["endpoint_says"]

@@ -28,6 +28,7 @@ import json
 import logging
 import os
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -35,16 +36,26 @@ from typing import Any
 
 from bench import dataset
 from bench.database import connect, database, machine
-from bench.endpoints import REVENUE, build_endpoints, prepare_fixed
+from bench.endpoints import (
+    DEEP_CURSOR,
+    DEEP_PAGE_MODE,
+    REVENUE,
+    Endpoint,
+    build_endpoints,
+    list_depth,
+    prepare_fixed,
+)
 from bench.events import LambdaContext
 from bench.explain import revenue_plan
 from bench.measure import Rig, measure
-from bench.report import markdown, num, targets
+from bench.report import markdown, num, published_run, targets
 from bench.startup import cold_start, package_size
 from bench.wire import count_statements
 from tools import devdb
 
-RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PUBLISHED = ROOT / "docs" / "benchmark.md"
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 
 
@@ -79,6 +90,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-package", action="store_true",
                         help="skip `chalice package`")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
+    parser.add_argument("--compare", type=Path, default=PUBLISHED,
+                        help="the published run to compare the reads with (default "
+                             "docs/benchmark.md, read before it is replaced)")
     return parser.parse_args(argv)
 
 
@@ -87,6 +101,10 @@ def one_size(db: Any, rig: Rig, fixed: dict[str, Any], args: argparse.Namespace,
     """Statements, figures and the revenue plan of every endpoint at the loaded size."""
     only = set(args.only)
     endpoints = [ep for ep in build_endpoints(db, fixed) if not only or ep.name in only]
+    depth = list_depth(db)
+    deep = same_page(rig, endpoints, DEEP_CURSOR, DEEP_PAGE_MODE)
+    if deep is not None:
+        log(f"  deep pages ({depth:,} in): cursor and page mode show the same items: {deep}")
     log("  counting statements on the wire ...")
     wire = count_statements(rig, endpoints)
     result.setdefault("statements", wire)
@@ -95,19 +113,70 @@ def one_size(db: Any, rig: Rig, fixed: dict[str, Any], args: argparse.Namespace,
         seconds = args.login_seconds if ep.kind == "login" else args.seconds
         r = measure(rig, ep, seconds, args.rounds)
         r["kind"], r["note"] = ep.kind, ep.note
+        if ep.supply is not None:
+            r["deliveries_supplied"] = ep.supply.clean()
+        if ep.cleanup:
+            with db.cursor() as cur:
+                cur.execute(ep.cleanup)
+                r["rows_cleaned_up"] = cur.rowcount
         figures[ep.name] = r
         log(f"  {ep.name:32} {num(r['rps'], 0):>8}/s  p50 {r['p50_ms']:7.3f} ms  "
             f"p99 {r['p99_ms']:7.3f} ms  x floor {num(r['ratio_to_floor'], 3):>6}  "
             f"Lambda/direct {num(r['python_share'], 2):>5}  cpu us py/pg "
             f"{num(r['cpu_lambda']['python_us'], 0)}/"
             f"{num(r['cpu_lambda']['postgres_us'], 0)}")
-    entry: dict[str, Any] = {"endpoints": figures}
+    entry: dict[str, Any] = {"endpoints": figures, "list_depth": depth,
+                             "deep_pages_agree": deep}
     revenue = next((ep for ep in endpoints if ep.name == REVENUE), None)
     if revenue is not None:
         entry["explain_revenue"] = explain = revenue_plan(db, rig, revenue)
         log(f"  revenue plan: index scans only {explain['index_scan']}, rollup index "
             f"{explain['rollup_index']}, same as the endpoint {explain['same_as_endpoint']}")
     return entry
+
+
+def same_page(rig: Rig, endpoints: list[Endpoint], cursor_name: str,
+              page_name: str) -> bool | None:
+    """Whether the two endpoints answer the same items (None when one is not run)."""
+    by_name = {ep.name: ep for ep in endpoints}
+    if cursor_name not in by_name or page_name not in by_name:
+        return None
+    items = []
+    for name in (cursor_name, page_name):
+        response = rig.app(by_name[name].events[0], rig.context)
+        items.append([item["id"] for item in json.loads(response["body"])["items"]])
+    return bool(items[0]) and items[0] == items[1]
+
+
+def data_shape(db: Any) -> dict[str, Any]:
+    """What the loaded data set holds: deliveries by status, sender 1's, events."""
+    with db.cursor() as cur:
+        cur.execute("SELECT status, count(*) FROM deliveries GROUP BY 1 ORDER BY 1")
+        statuses = dict(cur.fetchall())
+        cur.execute("SELECT count(*) FILTER (WHERE sender_id = 1), count(*) FROM deliveries")
+        sender_1, total = cur.fetchone()
+        cur.execute("SELECT count(*) FROM delivery_events")
+        (events,) = cur.fetchone()
+        cur.execute("SELECT pg_total_relation_size('deliveries'),"
+                    "       pg_total_relation_size('delivery_events')")
+        deliveries_bytes, events_bytes = cur.fetchone()
+    return {"deliveries": total, "sender_1": sender_1, "statuses": statuses, "events": events,
+            "deliveries_mb": round(deliveries_bytes / 2**20),
+            "events_mb": round(events_bytes / 2**20)}
+
+
+def code_state() -> dict[str, Any]:
+    """The commit measured, and the files changed since (the bench runs the working tree)."""
+    def git(*argv: str) -> str:
+        try:
+            out = subprocess.run(["git", *argv], cwd=ROOT, capture_output=True, text=True,
+                                 timeout=10, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return out.stdout
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "changed_files": changed}
 
 
 def run_sizes(args: argparse.Namespace, result: dict[str, Any]) -> None:
@@ -132,13 +201,15 @@ def run_sizes(args: argparse.Namespace, result: dict[str, Any]) -> None:
         for size in sizes:
             log(f"loading {size:,} deliveries ...")
             t0 = time.perf_counter()
-            dataset.grow_deliveries(db, size)
+            grown = dataset.grow_deliveries(db, size)
             load_seconds = time.perf_counter() - t0
             if fixed is None:
                 fixed = prepare_fixed(db)
-            log(f"{size:,} deliveries loaded in {load_seconds:.1f} s")
+            log(f"{size:,} deliveries loaded in {load_seconds:.1f} s: {grown}")
+            data = data_shape(db)
             entry = one_size(db, rig, fixed, args, result)
-            result["sizes"][str(size)] = {"load_seconds": round(load_seconds, 1), **entry}
+            result["sizes"][str(size)] = {"load_seconds": round(load_seconds, 1),
+                                          "load": grown, "data": data, **entry}
         if rig.errors:
             result["unexpected_responses"] = rig.errors[:20]
         for conn_ in (db, rig.floor, rig.direct):
@@ -160,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": command,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "code": code_state(),
+        "previous": published_run(args.compare) if args.compare else None,
         "sizes": {},
     }
     run_sizes(args, result)

@@ -9,6 +9,9 @@ from bench.endpoints import Endpoint
 from bench.measure import Rig, lambda_call
 from tools.wirecount import StatementCounter
 
+# Requests counted for an endpoint that uses up a delivery each (all alike).
+SUPPLIED_REQUESTS = 20
+
 
 def count_statements(rig: Rig, endpoints: list[Endpoint]) -> dict[str, Any]:
     """Routes the app through the counting proxy; records what each request sends."""
@@ -24,15 +27,24 @@ def count_statements(rig: Rig, endpoints: list[Endpoint]) -> dict[str, Any]:
         result: dict[str, Any] = {"connection_setup": setup, "endpoints": {}}
         for ep in endpoints:
             call = lambda_call(rig, ep)
-            requests = 2 if ep.kind == "login" else min(len(ep.events), 1000)
+            if ep.supply is not None:
+                requests = SUPPLIED_REQUESTS
+                ep.supply.ready(ep.lambda_pos, requests + 1)
+            else:
+                requests = 2 if ep.kind == "login" else min(len(ep.events), 1000)
             call(ep.lambda_pos)  # first use of this function in the session, not counted
             ep.lambda_pos += 1
             ep.wire = []
             for _ in range(requests):
+                did = None
+                if ep.supply is not None:
+                    did = int(ep.supply.events[ep.lambda_pos]["pathParameters"]["did"])
                 counter.reset()
                 call(ep.lambda_pos)
                 ep.lambda_pos += 1
                 ep.wire.append(counter.taken())
+                if did is not None and ep.supply.template is None:
+                    ep.supply.learn_statement(ep.wire[-1], did)
             per_request = [len(w) for w in ep.wire]
             result["endpoints"][ep.name] = {
                 "kind": ep.kind,

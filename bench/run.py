@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import dataset
+from bench import chart, dataset
 from bench.database import connect, database, machine
 from bench.endpoints import (
     DEEP_CURSOR,
@@ -252,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     (RESULTS / "latest.json").write_text(out.read_text())
     (RESULTS / "latest.md").write_text(text)
+    log(f"chart: {chart.write(result)}")
     print(text)
     log(f"figures: {out}")
     return 0

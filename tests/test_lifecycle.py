@@ -9,11 +9,22 @@ from tests.conftest import assert_error
 STATUS_KEYS = ("status", "courier_id", "assigned_at", "picked_up_at", "delivered_at")
 
 
-@pytest.fixture
-def cast(api):
-    """A sender, two couriers and a stranger of each role."""
+def _cast(api) -> dict:
     return {"sender": api.new_sender(), "courier": api.new_courier(),
             "other_courier": api.new_courier(), "other_sender": api.new_sender()}
+
+
+@pytest.fixture(scope="module")
+def cast(api):
+    """A sender, two couriers and a stranger of each role, shared by the tests
+    that look only at deliveries they make (each login costs a scrypt)."""
+    return _cast(api)
+
+
+@pytest.fixture
+def fresh_cast(api):
+    """The same, new for a test that counts everything its users have."""
+    return _cast(api)
 
 
 def act(api, who: dict, did: int, action: str, body=None):
@@ -128,17 +139,17 @@ def test_repeating_an_action_changes_nothing_and_records_nothing(api, cast):
     assert len(history(api, cast["sender"], other["id"])) == 2
 
 
-def test_courier_declines_and_the_slot_is_freed(api, cast):
-    courier = cast["courier"]
-    did = assigned(api, cast)["id"]
-    before = api.get("/couriers?per_page=100", token=cast["sender"]["token"]).json["items"]
+def test_courier_declines_and_the_slot_is_freed(api, fresh_cast):
+    courier = fresh_cast["courier"]
+    did = assigned(api, fresh_cast)["id"]
+    before = api.get("/couriers?per_page=100", token=fresh_cast["sender"]["token"]).json["items"]
     today = next(c for c in before if c["id"] == courier["courier_id"])["assigned_today"]
     reply = act(api, courier, did, "unassign")
     assert reply.status == 200
     assert {k: reply.json[k] for k in STATUS_KEYS} == {
         "status": "created", "courier_id": None, "assigned_at": None, "picked_up_at": None,
         "delivered_at": None}
-    after = api.get("/couriers?per_page=100", token=cast["sender"]["token"]).json["items"]
+    after = api.get("/couriers?per_page=100", token=fresh_cast["sender"]["token"]).json["items"]
     assert next(c for c in after if c["id"] == courier["courier_id"])["assigned_today"] == \
         today - 1
     # It left the courier's list and view; the feed tells them they lost it.
@@ -149,41 +160,43 @@ def test_courier_declines_and_the_slot_is_freed(api, cast):
     assert [(e["delivery_id"], e["courier_id"], e["actor"]["role"]) for e in feed] == [
         (did, courier["courier_id"], "courier")]
     # Unassigning what is not assigned.
-    assert_error(act(api, cast["sender"], did, "unassign"), 409, "status")
+    assert_error(act(api, fresh_cast["sender"], did, "unassign"), 409, "status")
 
 
-def test_reassignment_before_pickup_tells_the_old_courier(api, cast):
-    did = assigned(api, cast)["id"]
-    moved = api.put(f"/assign/{did}/{cast['other_courier']['courier_id']}",
-                    token=cast["sender"]["token"])
-    assert moved.status == 200 and moved.json["courier_id"] == cast["other_courier"]["courier_id"]
-    types = [(e["type"], e["courier_id"]) for e in history(api, cast["sender"], did)]
+def test_reassignment_before_pickup_tells_the_old_courier(api, fresh_cast):
+    did = assigned(api, fresh_cast)["id"]
+    moved = api.put(f"/assign/{did}/{fresh_cast['other_courier']['courier_id']}",
+                    token=fresh_cast["sender"]["token"])
+    assert moved.status == 200
+    assert moved.json["courier_id"] == fresh_cast["other_courier"]["courier_id"]
+    types = [(e["type"], e["courier_id"]) for e in history(api, fresh_cast["sender"], did)]
     assert types == [("delivery.created", None),
-                     ("delivery.assigned", cast["courier"]["courier_id"]),
-                     ("delivery.unassigned", cast["courier"]["courier_id"]),
-                     ("delivery.assigned", cast["other_courier"]["courier_id"])]
-    lost = api.get("/events", token=cast["courier"]["token"]).json["items"][-1]
+                     ("delivery.assigned", fresh_cast["courier"]["courier_id"]),
+                     ("delivery.unassigned", fresh_cast["courier"]["courier_id"]),
+                     ("delivery.assigned", fresh_cast["other_courier"]["courier_id"])]
+    lost = api.get("/events", token=fresh_cast["courier"]["token"]).json["items"][-1]
     assert lost["type"] == "delivery.unassigned" and lost["data"]["courier_id"] is None
-    assert act(api, cast["other_courier"], did, "pickup").status == 200
-    reply = api.put(f"/assign/{did}/{cast['courier']['courier_id']}",
-                    token=cast["sender"]["token"])
+    assert act(api, fresh_cast["other_courier"], did, "pickup").status == 200
+    reply = api.put(f"/assign/{did}/{fresh_cast['courier']['courier_id']}",
+                    token=fresh_cast["sender"]["token"])
     assert_error(reply, 409, "status")
     # The same courier again is still a no-op.
-    same = api.put(f"/assign/{did}/{cast['other_courier']['courier_id']}",
-                   token=cast["sender"]["token"])
+    same = api.put(f"/assign/{did}/{fresh_cast['other_courier']['courier_id']}",
+                   token=fresh_cast["sender"]["token"])
     assert same.status == 200 and same.json["status"] == "picked_up"
 
 
-def test_daily_limit_counts_assigned_and_not_cancelled(api, cast):
-    held = [assigned(api, cast)["id"] for _ in range(5)]
-    extra = api.new_delivery(cast["sender"]["token"])
-    path = f"/assign/{extra['id']}/{cast['courier']['courier_id']}"
-    assert_error(api.put(path, token=cast["sender"]["token"]), 409, "cid")
-    assert act(api, cast["courier"], held[0], "pickup").status == 200
-    assert act(api, cast["courier"], held[0], "deliver").status == 200
-    assert_error(api.put(path, token=cast["sender"]["token"]), 409, "cid")  # delivered keeps it
-    assert act(api, cast["sender"], held[1], "cancel").status == 200
-    assert api.put(path, token=cast["sender"]["token"]).status == 200
+def test_daily_limit_counts_assigned_and_not_cancelled(api, fresh_cast):
+    held = [assigned(api, fresh_cast)["id"] for _ in range(5)]
+    extra = api.new_delivery(fresh_cast["sender"]["token"])
+    path = f"/assign/{extra['id']}/{fresh_cast['courier']['courier_id']}"
+    assert_error(api.put(path, token=fresh_cast["sender"]["token"]), 409, "cid")
+    assert act(api, fresh_cast["courier"], held[0], "pickup").status == 200
+    assert act(api, fresh_cast["courier"], held[0], "deliver").status == 200
+    # A delivered delivery keeps its slot.
+    assert_error(api.put(path, token=fresh_cast["sender"]["token"]), 409, "cid")
+    assert act(api, fresh_cast["sender"], held[1], "cancel").status == 200
+    assert api.put(path, token=fresh_cast["sender"]["token"]).status == 200
 
 
 def test_external_id_is_unique_per_sender(api, cast):
@@ -205,9 +218,9 @@ def test_external_id_is_unique_per_sender(api, cast):
 # ---------------------------------------------------------------- feed
 
 
-def test_feed_shows_each_party_its_own_events_in_order(api, cast):
-    sender, courier = cast["sender"], cast["courier"]
-    did = assigned(api, cast)["id"]
+def test_feed_shows_each_party_its_own_events_in_order(api, fresh_cast):
+    sender, courier = fresh_cast["sender"], fresh_cast["courier"]
+    did = assigned(api, fresh_cast)["id"]
     act(api, courier, did, "pickup")
     feed = api.get("/events", token=sender["token"]).json
     assert [e["type"] for e in feed["items"]] == ["delivery.created", "delivery.assigned",
@@ -215,7 +228,7 @@ def test_feed_shows_each_party_its_own_events_in_order(api, cast):
     assert feed["next_after"] == feed["items"][-1]["id"]
     theirs = api.get("/events", token=courier["token"]).json["items"]
     assert [e["type"] for e in theirs] == ["delivery.assigned", "delivery.picked_up"]
-    assert api.get("/events", token=cast["other_sender"]["token"]).json["items"] == []
+    assert api.get("/events", token=fresh_cast["other_sender"]["token"]).json["items"] == []
     # Nothing new: the same cursor back.
     again = api.get(f"/events?after={feed['next_after']}", token=sender["token"]).json
     assert again == {"items": [], "next_after": feed["next_after"]}
@@ -250,10 +263,10 @@ def _walk(api, path: str, token: str, per_page: int) -> list[int]:
         assert reply.json["page"] is None and reply.json["next_page"] is None
 
 
-def test_cursor_pages_list_every_delivery_once_newest_first(api, cast):
-    token = cast["sender"]["token"]
+def test_cursor_pages_list_every_delivery_once_newest_first(api, fresh_cast):
+    token = fresh_cast["sender"]["token"]
     made = [api.new_delivery(token)["id"] for _ in range(7)]
-    path = f"/deliveries/sender/{cast['sender']['sender_id']}"
+    path = f"/deliveries/sender/{fresh_cast['sender']['sender_id']}"
     assert _walk(api, path, token, 3) == made[::-1]
     assert _walk(api, path, token, 100) == made[::-1]
     # Page mode gives the same order, and a cursor to switch to.
@@ -289,13 +302,13 @@ def test_couriers_walk_by_cursor(api, cast):
     assert cast["other_courier"]["courier_id"] in walked
 
 
-def test_delivery_lists_filter_by_status_time_and_courier(api, cast, db):
-    sender, courier = cast["sender"], cast["courier"]
+def test_delivery_lists_filter_by_status_time_and_courier(api, fresh_cast, db):
+    sender, courier = fresh_cast["sender"], fresh_cast["courier"]
     token = sender["token"]
     fresh = api.new_delivery(token)["id"]
-    mine = assigned(api, cast)["id"]
-    theirs = assigned(api, cast, courier_key="other_courier")["id"]
-    done = assigned(api, cast)["id"]
+    mine = assigned(api, fresh_cast)["id"]
+    theirs = assigned(api, fresh_cast, courier_key="other_courier")["id"]
+    done = assigned(api, fresh_cast)["id"]
     act(api, courier, done, "pickup")
     act(api, courier, done, "deliver")
     with db.cursor() as cur:

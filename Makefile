@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+# `make check`'s test processes (each starts its own embedded PostgreSQL)
+CHECK_WORKERS ?= 2
 export PORT
 
 .PHONY: run test check lint migrate package bench bench-webhooks bench-flood clean
@@ -23,7 +25,8 @@ test: $(VENV)/.installed
 	$(PY) -m pytest
 
 check: lint
-	$(PY) -m pytest -m "not slow"
+	TEST_FAST_HASH=1 $(PY) -m pytest -m "not slow" -n $(CHECK_WORKERS) --dist loadscope \
+		-p no:schemathesis -p no:hypothesispytest -p no:anyio
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,7 @@ import psycopg2
 import pytest
 import requests
 
+from tests import fast_hash
 from tools import devdb
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,9 @@ os.environ["AUTH_RATE_PER_MINUTE"] = "0"
 # Webhooks: a key for the suite, and receivers on 127.0.0.1 over plain http.
 os.environ["WEBHOOK_SIGNING_KEY"] = secrets.token_urlsafe(32)
 os.environ["WEBHOOK_ALLOW_HTTP"] = "true"
+fast_hash.apply()  # `make check` only: see tests/fast_hash.py
+
+
 @pytest.fixture(scope="session")
 def server_url() -> Iterator[str]:
     """A URL of a PostgreSQL server the suite may create databases on."""
@@ -206,7 +210,8 @@ def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = No
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_server", "--host", "127.0.0.1",
+            [sys.executable, "-m", "tests.fast_hash" if fast_hash.ON else "tools.local_server",
+             "--host", "127.0.0.1",
              "--port", str(port), "--stage", "dev"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -274,3 +279,14 @@ def live(database_url: str) -> Iterator[dict[str, Any]]:
         yield {"base": base, "api": http_api(base), "log": log_path, "process": process}
     finally:
         stop(process)
+
+
+_SLOW_MODULE = "\npytestmark = pytest.mark.slow\n"
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not slow"` (make check) a module that is slow as a whole is not
+    even imported: its imports (schemathesis, hypothesis) are the heavy ones."""
+    if config.getoption("markexpr") != "not slow" or collection_path.suffix != ".py":
+        return None
+    return _SLOW_MODULE in collection_path.read_text(encoding="utf-8") or None

@@ -313,6 +313,7 @@ def test_wrong_password_is_401(api, sender):
     assert_error(reply, 401, "username or password")
 
 
+@pytest.mark.slow  # timing
 def test_unknown_username_gets_the_same_401_in_about_the_same_time(api, sender):
     started = time.perf_counter()
     wrong = api.post("/auth", {"username": sender["username"], "password": "not the one"})

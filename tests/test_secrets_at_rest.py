@@ -153,6 +153,7 @@ def test_no_secret_in_pg_dump(database_url, secrets_in_play):
         assert secret not in text
 
 
+@pytest.mark.slow  # the production cost (`make check` hashes cheaper)
 def test_passwords_are_scrypt_hashes_at_owasp_cost(db, secrets_in_play):
     password = secrets_in_play["password"]
     hashes = []

@@ -49,7 +49,7 @@ def drain(until, seconds: float = 15.0) -> None:
         webhooks.send_due()
         if until():
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def feed_ids(api, who: dict) -> list[int]:

@@ -35,11 +35,18 @@ def _body() -> dict:
     return validation.json_object(web.request().raw_body)
 
 
-def _authed(fn: str, *args: object) -> str:
-    """Calls an authenticated stored function with the caller's token digest."""
-    caller_id, body = conn.call(fn, web.bearer_digest(), *args)
+def _as_caller(fn: str, *args: object) -> list:
+    """Calls an authenticated stored function with the caller's token digest,
+    names the caller in the access log, and returns the function's other OUT
+    values."""
+    caller_id, *rest = conn.call(fn, web.bearer_digest(), *args)
     web.set_user(caller_id)
-    return body
+    return rest
+
+
+def _authed(fn: str, *args: object) -> str:
+    """The body of an authenticated read."""
+    return _as_caller(fn, *args)[0]
 
 
 def _write(fn: str, *args: object, body: dict | None = None, status: int = 200,
@@ -52,9 +59,7 @@ def _write(fn: str, *args: object, body: dict | None = None, status: int = 200,
     key = validation.idempotency_key(request.headers)
     fingerprint = validation.fingerprint(request.method, request.path, request.uri_params,
                                          body or {}) if key is not None else None
-    caller_id, result, replayed, *rest = conn.call(fn, web.bearer_digest(), *args, *extra,
-                                                   key, fingerprint)
-    web.set_user(caller_id)
+    result, replayed, *rest = _as_caller(fn, *args, *extra, key, fingerprint)
     headers = {"Idempotent-Replayed": "true"} if replayed else {}
     return web.json_response(result, status=status, headers=headers), tuple(rest)
 

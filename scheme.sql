@@ -508,6 +508,20 @@ BEGIN
     id := ('x' || encode(substring(v_position FROM 9 FOR 8), 'hex'))::bit(64)::bigint;
 END $$;
 
+-- Whether a delivery is in the window a list walks: before the position
+-- (created_at, id) it starts from, created in [from, to) (NULL: open), and in
+-- one of the statuses (NULL: any). An SQL expression the planner inlines, so
+-- each statement that uses it keeps its own index.
+CREATE OR REPLACE FUNCTION in_list_window(d deliveries, p_at timestamptz, p_id bigint,
+    p_statuses text[], p_created_from timestamptz, p_created_to timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT (d.created_at, d.id) < (p_at, p_id)
+       AND d.created_at >= coalesce(p_created_from, '-infinity')
+       AND d.created_at < coalesce(p_created_to, 'infinity')
+       AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+$$;
+
 -- A page of deliveries as the API shows it, from the ids of the page in order
 -- and one more (which only tells that there is a next page). p_page is NULL
 -- in cursor mode.
@@ -966,28 +980,20 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     v_scope := 'sender:' || p_sender_id || ':' || c.user_id;
-    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 0) AS id INTO k
+    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 9223372036854775807) AS id INTO k
       FROM cursor_read(v_scope, p_after) r;
     IF p_courier_id IS NULL THEN
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.sender_id = p_sender_id
-               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
-                                                     THEN 9223372036854775807 ELSE k.id END)
-               AND d.created_at >= coalesce(p_created_from, '-infinity')
-               AND d.created_at < coalesce(p_created_to, 'infinity')
-               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+               AND in_list_window(d, k.at, k.id, p_statuses, p_created_from, p_created_to)
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     ELSE
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id AND d.sender_id = p_sender_id
-               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
-                                                     THEN 9223372036854775807 ELSE k.id END)
-               AND d.created_at >= coalesce(p_created_from, '-infinity')
-               AND d.created_at < coalesce(p_created_to, 'infinity')
-               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+               AND in_list_window(d, k.at, k.id, p_statuses, p_created_from, p_created_to)
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     END IF;
@@ -1020,29 +1026,21 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     v_scope := 'courier:' || p_courier_id || ':' || c.user_id;
-    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 0) AS id INTO k
+    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 9223372036854775807) AS id INTO k
       FROM cursor_read(v_scope, p_after) r;
     -- Two statements, so that each has the index that answers it alone.
     IF c.role = 'courier' THEN
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id
-               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
-                                                     THEN 9223372036854775807 ELSE k.id END)
-               AND d.created_at >= coalesce(p_created_from, '-infinity')
-               AND d.created_at < coalesce(p_created_to, 'infinity')
-               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+               AND in_list_window(d, k.at, k.id, p_statuses, p_created_from, p_created_to)
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     ELSE
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
              WHERE d.courier_id = p_courier_id AND d.sender_id = c.sender_id
-               AND (d.created_at, d.id) < (k.at, CASE WHEN p_after IS NULL
-                                                     THEN 9223372036854775807 ELSE k.id END)
-               AND d.created_at >= coalesce(p_created_from, '-infinity')
-               AND d.created_at < coalesce(p_created_to, 'infinity')
-               AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
+               AND in_list_window(d, k.at, k.id, p_statuses, p_created_from, p_created_to)
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     END IF;

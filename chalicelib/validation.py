@@ -268,12 +268,7 @@ def delivery_filters(params: dict[str, str] | None, with_courier: bool
                      ) -> tuple[list[str] | None, datetime | None, datetime | None, int | None]:
     """(statuses, created_from, created_to, courier_id) of a delivery list."""
     params = params or {}
-    statuses = None
-    if "status" in params:
-        statuses = params["status"].split(",")
-        if not all(status in STATUSES for status in statuses):
-            raise BadRequestError(f"status: must be one or more of {', '.join(STATUSES)}, "
-                                  "comma-separated")
+    statuses = _query_choices(params, "status", STATUSES)
     start = instant(params["created_from"], "created_from") if "created_from" in params else None
     end = instant(params["created_to"], "created_to") if "created_to" in params else None
     if start is not None and end is not None and start > end:
@@ -287,14 +282,19 @@ def delivery_filters(params: dict[str, str] | None, with_courier: bool
 def event_query(params: dict[str, str] | None) -> tuple[int, int, list[str] | None]:
     """(after, limit, types) of the event feed."""
     params = params or {}
-    types = None
-    if "type" in params:
-        types = params["type"].split(",")
-        if not all(kind in EVENT_TYPES for kind in types):
-            raise BadRequestError(f"type: must be one or more of {', '.join(EVENT_TYPES)}, "
-                                  "comma-separated")
     return (_query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 50, 1, 100),
-            types)
+            _query_choices(params, "type", EVENT_TYPES))
+
+
+def _query_choices(params: dict[str, str], field: str, choices) -> list[str] | None:
+    """A comma-separated list of known values, or None when the parameter is absent."""
+    if field not in params:
+        return None
+    values = params[field].split(",")
+    if not all(value in choices for value in values):
+        raise BadRequestError(f"{field}: must be one or more of {', '.join(choices)}, "
+                              "comma-separated")
+    return values
 
 
 def external_id(body: dict[str, Any]) -> str | None:

@@ -473,19 +473,27 @@ $$;
 -- position. Python carries it as base64url; a cursor of another list or user,
 -- or an altered one, fails the MAC.
 
+-- PL/pgSQL rather than SQL: they run inside other functions' statements,
+-- where an SQL function that reads a table is set up again on every call;
+-- PL/pgSQL keeps its plan for the session (docs/benchmark.md).
 CREATE OR REPLACE FUNCTION cursor_mac(p_scope text, p_position bytea) RETURNS bytea
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_mac bytea;
+BEGIN
     SELECT substring(sha256(k.outer_pad || sha256(k.inner_pad || convert_to(p_scope, 'UTF8')
-                                                  || p_position)) FROM 1 FOR 16)
-      FROM server_keys k WHERE k.name = 'cursor'
-$$;
+                                                   || p_position)) FROM 1 FOR 16)
+      INTO v_mac FROM server_keys k WHERE k.name = 'cursor';
+    RETURN v_mac;
+END $$;
 
 CREATE OR REPLACE FUNCTION cursor_make(p_scope text, p_at timestamptz, p_id bigint) RETURNS bytea
-LANGUAGE sql STABLE AS $$
-    SELECT v.position || cursor_mac(p_scope, v.position)
-      FROM (SELECT int8send((extract(epoch FROM p_at) * 1000000)::bigint)
-                   || int8send(p_id) AS position) v
-$$;
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_position bytea := int8send((extract(epoch FROM p_at) * 1000000)::bigint) || int8send(p_id);
+BEGIN
+    RETURN v_position || cursor_mac(p_scope, v_position);
+END $$;
 
 -- The position of a cursor (NULL, NULL when there is none); 400 when the
 -- cursor was not issued for this scope.

@@ -22,7 +22,7 @@ run: $(VENV)/.installed
 	$(PY) -m tools.serve
 
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	TEST_FAST_HASH= $(PY) -m pytest
 
 check: lint
 	TEST_FAST_HASH=1 $(PY) -m pytest -m "not slow" -n $(CHECK_WORKERS) --dist loadscope \

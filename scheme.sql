@@ -475,7 +475,7 @@ $$;
 
 -- PL/pgSQL rather than SQL: they run inside other functions' statements,
 -- where an SQL function that reads a table is set up again on every call;
--- PL/pgSQL keeps its plan for the session (docs/benchmark.md).
+-- PL/pgSQL keeps its plans for the session.
 CREATE OR REPLACE FUNCTION cursor_mac(p_scope text, p_position bytea) RETURNS bytea
 LANGUAGE plpgsql STABLE AS $$
 DECLARE

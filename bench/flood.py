@@ -135,10 +135,11 @@ class Client:
 
     quick_ack: acknowledge each answer at once (TCP_QUICKACK before reading it). The
     local server (Python's http.server under Chalice's handler) sends the headers and
-    the body of an answer in two writes without TCP_NODELAY, so Nagle's algorithm
-    holds the body until the headers are acknowledged; a client that delays its ACK,
-    as Linux does on an established keep-alive connection, waits about 40 ms for every
-    body. The prober acks at once so that what it times is the server, not that stall."""
+    the body of an answer in two writes; were Nagle's algorithm on (the local server
+    sets TCP_NODELAY), the body would wait for the client's ACK of the headers, which
+    a client that delays its ACKs, as Linux does on an established keep-alive
+    connection, sends about 40 ms later. The prober acks at once so that it times the
+    server; the delayed-ACK row times a client that does not."""
 
     def __init__(self, host: str, port: int, quick_ack: bool = False):
         self.host, self.port, self.quick_ack = host, port, quick_ack
@@ -342,9 +343,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"{r['postgres_cpu_s']:.2f} s ({r['postgres_cpu_us_per_request']:,.0f} µs per "
         f"request; the app opened {r['database_sessions_opened']:,} database sessions "
         "meanwhile), from /proc/<pid>/stat. GET / is timed by a client that acknowledges "
-        "each answer at once (TCP_QUICKACK); one that delays its ACKs, as Linux does on "
-        "a keep-alive connection, waits about 40 ms for each body (the delayed-ACK row): "
-        "the local server writes headers and body separately without TCP_NODELAY.",
+        "each answer at once (TCP_QUICKACK); the delayed-ACK row by one that delays its "
+        "ACKs, as Linux does on a keep-alive connection (about 40 ms per answer if the "
+        "server held a body back for the ACK of its headers).",
     ]
     return "\n".join(lines) + "\n"
 

@@ -282,8 +282,8 @@ def delivery_filters(params: dict[str, str] | None, with_courier: bool
 def event_query(params: dict[str, str] | None) -> tuple[int, int, list[str] | None]:
     """(after, limit, types) of the event feed."""
     params = params or {}
-    return (_query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 50, 1, 100),
-            _query_choices(params, "type", EVENT_TYPES))
+    types = _query_choices(params, "type", EVENT_TYPES)
+    return _query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 50, 1, 100), types
 
 
 def _query_choices(params: dict[str, str], field: str, choices) -> list[str] | None:

@@ -21,8 +21,10 @@ def apply() -> None:
         return
     from chalicelib import credentials
 
+    production = f"${credentials.SCRYPT_N}$"
+    assert production in credentials._DUMMY_HASH, "the unknown-username hash must follow"
     credentials.SCRYPT_N = 2**10
-    credentials._DUMMY_HASH = credentials._DUMMY_HASH.replace("$16384$", "$1024$", 1)
+    credentials._DUMMY_HASH = credentials._DUMMY_HASH.replace(production, "$1024$", 1)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,11 @@ from chalice import (
     Response,
 )
 
-from chalicelib import auth, config, conn, credentials, docs_page, validation, web, webhooks
+from chalicelib import auth, config, conn, credentials, validation, web
+
+# chalicelib.docs_page and chalicelib.webhooks are imported by the views that
+# use them, on their first request: a cold start that serves neither does not
+# pay for them.
 
 config.check()  # a wrong setting stops the start, naming the variable
 
@@ -28,7 +32,6 @@ app.api.cors = CORSConfig(allow_origin="*", allow_headers=["Idempotency-Key"],
 app.api.binary_types = []
 app.register_middleware(web.middleware, "http")
 web.log_as_json(app.log)  # Chalice's own lines (an unhandled error's traceback) as JSON
-docs_page.register(app)  # GET /docs: the API reference, rendered from openapi.yaml
 
 
 def _body() -> dict:
@@ -241,6 +244,8 @@ def revenue(**window: str) -> Response:
 
 @app.route("/webhooks", methods=["POST"])
 def create_webhook() -> Response:
+    from chalicelib import webhooks
+
     body = _body()
     url = webhooks.check_url(body)
     events = webhooks.check_events(body, validation.EVENT_TYPES)
@@ -269,4 +274,30 @@ def delete_webhook(wid: str) -> Response:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="send_webhooks")
 def send_webhooks(event: object) -> None:
     """The webhook sender on AWS: every minute, for up to 45 s of its 60 s timeout."""
+    from chalicelib import webhooks
+
     webhooks.run(seconds=45)
+
+
+# ---------------------------------------------------------------- the API reference
+
+
+@app.route("/docs", methods=["GET"], content_types=[])
+def api_reference() -> Response:
+    from chalicelib import docs_page
+
+    return docs_page.page_response()
+
+
+@app.route("/docs/{build}/{name}", methods=["GET"], content_types=[])
+def docs_asset(build: str, name: str) -> Response:
+    from chalicelib import docs_page
+
+    return docs_page.asset_response(build, name)
+
+
+@app.route("/openapi.json", methods=["GET"], content_types=[])
+def openapi_json() -> Response:
+    from chalicelib import docs_page
+
+    return docs_page.spec_response()

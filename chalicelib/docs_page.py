@@ -14,7 +14,8 @@ requests from this origin only, no inline script or style (docs/docs-page.md).
 openapi.yaml lies outside the Lambda zip and PyYAML is no runtime dependency:
 docs_assets/openapi.json is its conversion, written by
 `.venv/bin/python -m chalicelib.docs_page` and checked against it by
-tests/test_docs_page.py. Files are read at the first request, not at import.
+tests/test_docs_page.py. app.py imports this module at the first request for
+the page, and the files are read then.
 """
 
 import hashlib
@@ -25,14 +26,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from chalice import Chalice, NotFoundError, Response
+from chalice import NotFoundError, Response
 
 from chalicelib import web
 
 ASSETS = Path(__file__).with_name("docs_assets")
 SPEC_FILE = ASSETS / "openapi.json"
 
-# The routes register() adds (path, method): not API operations, so not in openapi.yaml.
+# Its routes in app.py (path, method): not API operations, so not in openapi.yaml.
 ROUTES = {("/docs", "GET"), ("/docs/{build}/{name}", "GET"), ("/openapi.json", "GET")}
 
 _TEXT = "text/plain; charset=utf-8"
@@ -155,29 +156,28 @@ def _reply(served: Served, cache_control: str, **headers: str) -> Response:
     return Response(body=served.body, headers={"Content-Type": served.content_type, **common})
 
 
-def register(app: Chalice) -> None:
-    """Adds GET /docs, GET /docs/{build}/{name} and GET /openapi.json to the app."""
+def page_response() -> Response:
+    """GET /docs: the page (a redirect to /docs for /docs/)."""
+    # API Gateway (and chalice local) route /docs/ here too, where the page's
+    # relative URLs would miss: send the browser to /docs.
+    if web.request().context.get("path", "").endswith("/"):
+        return Response(body="", status_code=301, headers={"Location": "../docs"})
+    return _reply(site().page, REVALIDATED, **{
+        "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"})
 
-    @app.route("/docs", methods=["GET"], content_types=[])
-    def docs_page() -> Response:
-        # API Gateway (and chalice local) route /docs/ here too, where the page's
-        # relative URLs would miss: send the browser to /docs.
-        if web.request().context.get("path", "").endswith("/"):
-            return Response(body="", status_code=301, headers={"Location": "../docs"})
-        return _reply(site().page, REVALIDATED, **{
-            "Content-Security-Policy": CSP, "Referrer-Policy": "no-referrer"})
 
-    @app.route("/docs/{build}/{name}", methods=["GET"], content_types=[])
-    def docs_asset(build: str, name: str) -> Response:
-        current = site()
-        served = current.assets.get(name) if build == current.build else None
-        if served is None:  # an unknown file, or one of an earlier build
-            raise NotFoundError("path: no such file of the docs page")
-        return _reply(served, IMMUTABLE)
+def asset_response(build: str, name: str) -> Response:
+    """GET /docs/{build}/{name}: a file of the page, cached for good."""
+    current = site()
+    served = current.assets.get(name) if build == current.build else None
+    if served is None:  # an unknown file, or one of an earlier build
+        raise NotFoundError("path: no such file of the docs page")
+    return _reply(served, IMMUTABLE)
 
-    @app.route("/openapi.json", methods=["GET"], content_types=[])
-    def openapi_json() -> Response:
-        return _reply(site().spec, REVALIDATED)
+
+def spec_response() -> Response:
+    """GET /openapi.json."""
+    return _reply(site().spec, REVALIDATED)
 
 
 # -- the conversion (development only: PyYAML is a dev requirement)

@@ -55,7 +55,7 @@ SWAGGER_UI_DIST = {
 @pytest.fixture(scope="module")
 def routes() -> Any:
     routes = app_module.app.routes
-    assert "/docs" in routes, "app.py must call docs_page.register(app)"
+    assert "/docs" in routes, "app.py must route GET /docs to docs_page.page_response"
     return routes
 
 

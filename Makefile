@@ -43,11 +43,18 @@ migrate: $(VENV)/.installed
 # .chalice/sam-merge.json is merged into the template: the stage's and the login
 # routes' throttling and API Gateway's own error responses (docs/deploy.md). It is
 # JSON because a YAML merge template would turn sam.json into sam.yaml.
+# XRAY=true adds .chalice/sam-merge-xray.json: active X-Ray tracing of both
+# functions and the API stage, and the roles' permission to send traces.
 PACKAGE_DIR ?= build/package
+XRAY ?= false
+MERGE_FILES := .chalice/sam-merge.json $(if $(filter true,$(XRAY)),.chalice/sam-merge-xray.json)
 package: $(VENV)/.installed
 	rm -rf $(PACKAGE_DIR)
+	mkdir -p $(PACKAGE_DIR)
+	$(PY) -m tools.merge_template $(MERGE_FILES) > $(PACKAGE_DIR)/merge-template.json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
-		--merge-template $(CURDIR)/.chalice/sam-merge.json $(PACKAGE_DIR)
+		--merge-template $(abspath $(PACKAGE_DIR)/merge-template.json) $(PACKAGE_DIR)
+	rm $(PACKAGE_DIR)/merge-template.json
 	@$(PY) -c 'import os, sys; print(f"{sys.argv[1]}: {os.path.getsize(sys.argv[1]) / 2**20:.1f} MiB")' $(PACKAGE_DIR)/deployment.zip
 
 # `make bench`: every endpoint through the Lambda entry point against the floor

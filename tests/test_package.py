@@ -32,16 +32,26 @@ RUNTIME_GLIBC = (2, 26) if sys.version_info < (3, 12) else (2, 34)
 ALLOWED_TOP_LEVEL = {"app.py", "chalicelib", "chalice", "psycopg2", "psycopg2_binary.libs"}
 
 
-@pytest.fixture(scope="module")
-def package(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("package") / "package"
+def _make_package(out: Path, *settings: str) -> Path:
     result = subprocess.run(
         ["make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}",
-         f"PACKAGE_DIR={out}", "package"],
+         f"PACKAGE_DIR={out}", *settings, "package"],
         cwd=ROOT, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     print(result.stdout.strip().splitlines()[-1])  # the zip's size
+    assert sorted(p.name for p in out.iterdir()) == ["deployment.zip", "sam.json"]
     return out
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory) -> Path:
+    return _make_package(tmp_path_factory.mktemp("package") / "package")
+
+
+@pytest.fixture(scope="module")
+def xray_template(tmp_path_factory) -> Path:
+    """The template of `make package XRAY=true` (its path)."""
+    return _make_package(tmp_path_factory.mktemp("package") / "xray", "XRAY=true") / "sam.json"
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +90,49 @@ def test_the_webhook_sender_runs_every_minute_alone_in_the_vpc(template):
     assert "WEBHOOK_SIGNING_KEY" not in env  # the key itself never sits in the template
 
 
-def test_template_passes_cfn_lint(package):
-    result = subprocess.run([str(VENV / "bin" / "cfn-lint"), str(package / "sam.json")],
+def _assert_cfn_lint_passes(path: Path) -> None:
+    result = subprocess.run([str(VENV / "bin" / "cfn-lint"), str(path)],
                             capture_output=True, text=True, timeout=300, check=False)
     print(result.stdout)
     # cfn-lint's exit code is a bit mask: 2 errors, 4 warnings, 8 informational.
     assert result.returncode & ~(4 | 8) == 0, result.stdout + result.stderr
+
+
+def test_template_passes_cfn_lint(package):
+    _assert_cfn_lint_passes(package / "sam.json")
+
+
+XRAY_WRITE = {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/AWSXRayDaemonWriteAccess"}
+
+
+def _tracing(template: dict) -> dict[str, object]:
+    """What each function and the API say about X-Ray, and which roles may send traces."""
+    resources = template["Resources"]
+    seen: dict[str, object] = {}
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            role = props["Role"]["Fn::GetAtt"][0]
+            seen[name] = (props["Tracing"],
+                          resources[role]["Properties"].get("ManagedPolicyArns", []))
+        elif resource["Type"] == "AWS::Serverless::Api":
+            seen[name] = props.get("TracingEnabled", False)
+    return seen
+
+
+def test_x_ray_is_off_by_default(template):
+    assert _tracing(template) == {"APIHandler": ("PassThrough", []),
+                                  "SendWebhooks": ("PassThrough", []), "RestAPI": False}
+
+
+def test_xray_true_traces_both_functions_and_the_stage(xray_template, template):
+    xray = json.loads(xray_template.read_text())
+    assert _tracing(xray) == {"APIHandler": ("Active", [XRAY_WRITE]),
+                              "SendWebhooks": ("Active", [XRAY_WRITE]), "RestAPI": True}
+    # Everything else is the default package's.
+    api, default_api = _api(xray), _api(template)
+    assert api.pop("TracingEnabled") is True and api == default_api
+    _assert_cfn_lint_passes(xray_template)
 
 
 def test_template_carries_the_prod_configuration(template):

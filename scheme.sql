@@ -495,7 +495,8 @@ BEGIN
     RETURN v_position || cursor_mac(p_scope, v_position);
 END $$;
 
--- The position of a cursor (NULL, NULL when there is none); 400 when the
+-- The position a list walk starts before: the cursor's, or ('infinity', the
+-- largest id) when there is none (the start of the list); 400 when the
 -- cursor was not issued for this scope.
 CREATE OR REPLACE FUNCTION cursor_read(p_scope text, p_cursor bytea,
     OUT at timestamptz, OUT id bigint)
@@ -504,6 +505,8 @@ DECLARE
     v_position bytea := substring(p_cursor FROM 1 FOR 16);
 BEGIN
     IF p_cursor IS NULL THEN
+        at := 'infinity';
+        id := 9223372036854775807;
         RETURN;
     END IF;
     IF octet_length(p_cursor) <> 32
@@ -847,7 +850,7 @@ BEGIN
                        AND d.status <> 'cancelled')::integer AS today,
                    row_number() OVER (ORDER BY k.id DESC) AS n
               FROM (SELECT * FROM couriers
-                     WHERE id < coalesce(v_after_id, 9223372036854775807)
+                     WHERE id < v_after_id
                      ORDER BY id DESC
                      LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page) k) r;
     body := concat('{"items":[', v_items, '],"page":', coalesce(p_page::text, 'null'),
@@ -988,8 +991,7 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     v_scope := 'sender:' || p_sender_id || ':' || c.user_id;
-    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 9223372036854775807) AS id INTO k
-      FROM cursor_read(v_scope, p_after) r;
+    SELECT * INTO k FROM cursor_read(v_scope, p_after);
     IF p_courier_id IS NULL THEN
         v_ids := ARRAY(
             SELECT d.id FROM deliveries d
@@ -1034,8 +1036,7 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     v_scope := 'courier:' || p_courier_id || ':' || c.user_id;
-    SELECT coalesce(r.at, 'infinity') AS at, coalesce(r.id, 9223372036854775807) AS id INTO k
-      FROM cursor_read(v_scope, p_after) r;
+    SELECT * INTO k FROM cursor_read(v_scope, p_after);
     -- Two statements, so that each has the index that answers it alone.
     IF c.role = 'courier' THEN
         v_ids := ARRAY(

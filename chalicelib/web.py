@@ -155,11 +155,6 @@ def request() -> Request:
     return _local.request
 
 
-def request_id() -> str | None:
-    """The id of the request this thread is serving (its X-Request-Id)."""
-    return getattr(_local, "request_id", None)
-
-
 def set_user(user_id: object) -> None:
     """Names the caller in this request's access log line."""
     _local.user_id = user_id

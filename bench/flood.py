@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import percentile
-from tools import devdb
+from tools import devdb, local_process
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -49,12 +48,6 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int, children: bool = False) -> float:
@@ -95,33 +88,13 @@ def api_server(auth_rate: str) -> Iterator[tuple[str, int, int, int, str]]:
         devdb.apply_sql(url, devdb.SCHEME)
         devdb.apply_sql(url, devdb.DEMO)
         postmaster = int((tmp / "pgdata" / "postmaster.pid").read_text().split()[0])
-        port = free_port()
         env = {**os.environ, "DATABASE_URL": url, "AUTH_RATE_PER_MINUTE": auth_rate}
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tools.local_server", "--host", "127.0.0.1",
-             "--port", str(port), "--stage", "dev"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = Client("127.0.0.1", port)
-                if client.request("GET", "/")[0] == 200:
-                    client.close()
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the local server did not start")
-            time.sleep(0.1)
+        process, base = local_process.start_local_server(env)
+        port = int(base.rsplit(":", 1)[1])
         yield "127.0.0.1", port, process.pid, postmaster, url
     finally:
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            local_process.stop_process(process)
         if server is not None:
             server.cleanup()
         shutil.rmtree(tmp, ignore_errors=True)

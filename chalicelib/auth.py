@@ -32,9 +32,10 @@ def client_address() -> str | None:
 _refused_until: dict[tuple[str, str], float] = {}
 
 
-def _remembered(action: str, address: str | None) -> int:
-    """Seconds left of a refusal this process already got for the address, or 0."""
-    if address is None:
+def _remembered(action: str, address: str | None, limit: int) -> int:
+    """Seconds left of a refusal this process already got for the address, or 0
+    (always 0 while the limit is off)."""
+    if address is None or not limit:
         return 0
     until = _refused_until.get((action, address))
     if until is None:
@@ -61,7 +62,7 @@ def _too_many(field: str, what: str, seconds: int) -> Response:
 def signup_refusal() -> Response | None:
     """A 429 when the caller's address has used up this minute's signups, else None."""
     address, limit = client_address(), config.auth_rate_per_minute()
-    seconds = _remembered("signup", address) if limit else 0
+    seconds = _remembered("signup", address, limit)
     if not seconds:
         seconds = conn.call("signup_allowance", address, limit)[0]
         _remember("signup", address, seconds)
@@ -79,7 +80,7 @@ def login(body: dict[str, Any]) -> Response:
         raise BadRequestError("password: is required")
     name = validation.storable(username, "username")[:64]
     address, limit = client_address(), config.auth_rate_per_minute()
-    remembered = _remembered("login", address) if limit else 0
+    remembered = _remembered("login", address, limit)
     if remembered:
         return _too_many("address", "failed logins from this address", remembered)
     (user_id, stored, locked_seconds, limited_seconds), = conn.rows(

@@ -11,9 +11,7 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ import pytest
 import requests
 
 from tests import fast_hash
-from tools import devdb
+from tools import devdb, local_process
 
 ROOT = Path(__file__).resolve().parent.parent
 _serial = itertools.count(1)
@@ -202,49 +200,24 @@ def courier_token(api: Api) -> str:
     return api.login("courier", "pass")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_chalice_local(database_url: str, extra_env: dict[str, str] | None = None):
     """A real local server process (`make run`'s: Chalice's dev server as
     `chalice local` runs it, with tools/local_server.py's guards); returns
     (process, base_url, log_path)."""
-    port = free_port()
     handle, name = tempfile.mkstemp(prefix="chalice-local-", suffix=".log")
     os.close(handle)
     log_path = Path(name)
     env = {**os.environ, "DATABASE_URL": database_url, **(extra_env or {})}
+    module = "tests.fast_hash" if fast_hash.ON else "tools.local_server"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.fast_hash" if fast_hash.ON else "tools.local_server",
-             "--host", "127.0.0.1",
-             "--port", str(port), "--stage", "dev"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    process.log_path = log_path  # removed when the test run ends (see stop())
-    if not wait_until_serving(base, process, 30):
-        process.kill()
-        text = log_path.read_text()
-        log_path.unlink()
-        raise RuntimeError("chalice local did not start:\n" + text)
-    return process, base, log_path
-
-
-def wait_until_serving(base: str, process: subprocess.Popen, seconds: float) -> bool:
-    """True once GET / answers OK; False if the process exits or time runs out."""
-    deadline = time.monotonic() + seconds
-    while True:
         try:
-            if requests.get(base + "/", timeout=1).text == "OK":
-                return True
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
+            process, base = local_process.start_local_server(env, module, log, seconds=60)
+        except RuntimeError as exc:
+            text = log_path.read_text()
+            log_path.unlink()
+            raise RuntimeError(f"chalice local did not start ({exc}):\n{text}") from None
+    process.log_path = log_path  # removed when the test run ends (see stop())
+    return process, base, log_path
 
 
 def _remove_logs(paths: list[Path]) -> None:
@@ -259,11 +232,7 @@ atexit.register(_remove_logs, _stopped_logs)
 def stop(process: subprocess.Popen) -> None:
     """Stops a process of start_chalice_local. Its log stays readable (a test
     may check it after the stop) and is removed when the test run ends."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    local_process.stop_process(process)
     log_path = getattr(process, "log_path", None)
     if log_path is not None:
         _stopped_logs.append(log_path)

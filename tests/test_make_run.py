@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, wait_until_serving
+from tests.conftest import ROOT
 from tests.webhook_receiver import Receiver
+from tools.local_process import free_port, wait_until_serving
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +35,7 @@ def test_make_run_serves_ok_and_demo_login_then_stops_on_sigterm(pgdata):
                                start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        if not wait_until_serving(base, process, 60):
+        if not wait_until_serving(port, process, 60):
             assert process.poll() is None, process.stdout.read().decode()
             raise AssertionError("make run did not serve within 60 s")
         login = requests.post(base + "/auth", json={"username": "courier", "password": "pass"},

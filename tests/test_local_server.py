@@ -316,3 +316,29 @@ def test_refusals_leave_no_traceback_and_an_access_log_line(server):
     assert {("POST", "/deliveries", 413), ("POST", "/deliveries", 400)} <= {
         (line["method"], line["route"], line["status"]) for line in access}, log[-2000:]
     assert "Traceback" not in log and "MemoryError" not in log, log[-4000:]
+
+
+@pytest.mark.parametrize("header", [
+    "Bearer " + "ab" * 20, "dk_live_credential_of_a_caller", "Basic dXNlcjpzZWNyZXQ=",
+    "Bearer s\u00e9cret"])
+def test_an_unknown_route_answers_as_deployed_and_repeats_no_credential(server, header):
+    """chalice local's own 403 for a path no route matches repeats the
+    Authorization header in its message (and fails on one that is not ASCII);
+    the local server answers what the deployed API does instead."""
+    client = http.client.HTTPConnection("127.0.0.1", server["port"], timeout=30)
+    try:
+        client.putrequest("GET", "/no/such/route")
+        client.putheader("Authorization", header.encode("latin-1"))
+        client.endheaders()
+        reply = client.getresponse()
+        body = reply.read()
+    finally:
+        client.close()
+    assert reply.status == 404, body
+    assert json.loads(body) == {
+        "Code": "NotFoundError",
+        "Message": "path: no route of this API matches this method and path"}
+    credential = header.split(" ")[-1].encode("latin-1")
+    assert credential not in body and credential not in b"".join(
+        f"{k}: {v}".encode("latin-1") for k, v in reply.getheaders())
+    assert reply.getheader("X-Request-Id")

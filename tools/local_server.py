@@ -36,24 +36,44 @@ ROOT = Path(__file__).resolve().parent.parent
 _LENGTH_RE = re.compile(r"[0-9]+")
 
 
+class NoRouteError(local.LocalGatewayException):
+    """No route matches: the deployed API's answer (.chalice/sam-merge.json's
+    MISSING_AUTHENTICATION_TOKEN response), not chalice local's 403, which
+    repeats the caller's Authorization header back (and fails on one that
+    is not ASCII)."""
+
+    CODE = 404
+    BODY = json.dumps({"Code": "NotFoundError",
+                       "Message": "path: no route of this API matches this method and path"})
+
+
 class _ReleasingGateway(local.LocalGateway):
     """Chalice's local API Gateway; the thread's database connection is released
     as soon as the app has answered, before the response is written."""
 
-    def handle_request(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        from chalicelib import conn
+    def handle_request(self, method: str, path: str, headers: dict[str, Any],
+                       body: bytes | None) -> dict[str, Any]:
+        from chalicelib import conn, web
 
         try:
-            return super().handle_request(*args, **kwargs)
+            if not self._has_route(path):
+                raise NoRouteError({"Content-Type": "application/json", **web.COMMON_HEADERS},
+                                   NoRouteError.BODY.encode())
+            return super().handle_request(method, path, headers, body)
         except local.LocalGatewayException as refusal:
-            # chalice local's own answers (no route matches: 403) carry an id too,
-            # as the app's do.
-            from chalicelib import web
-
+            # chalice local's own answers carry an id too, as the app's do.
             refusal.headers["X-Request-Id"] = web.new_request_id()
             raise
         finally:
             conn.release()
+
+    def _has_route(self, path: str) -> bool:
+        """Whether a route matches the path, as chalice local matches it."""
+        try:
+            self.event_converter._route_matcher.match_route(path)
+        except ValueError:
+            return False
+        return True
 
 
 class _BodyRefused(Exception):

@@ -370,6 +370,22 @@ DROP FUNCTION IF EXISTS assign_delivery(bytea, bigint, bigint);
 DROP FUNCTION IF EXISTS delivery_action(bytea, bigint, text, text, text, text);
 $step$);
 
+-- Hostile receivers and churn: the sender claims per subscription (its
+-- pending rows in order, on their own index); a delivery counts its
+-- assignments, so that its history has a bound; the history is paged.
+SELECT pg_temp.migration_step(6, 'webhook fairness, assignment count, paged history', $step$
+CREATE INDEX webhook_deliveries_subscription_due_idx
+    ON webhook_deliveries (subscription_id, next_attempt_at, id) WHERE state = 'pending';
+ALTER TABLE deliveries ADD COLUMN assignments integer NOT NULL DEFAULT 0;
+UPDATE deliveries d SET assignments = e.n
+  FROM (SELECT delivery_id, count(*) AS n FROM delivery_events
+         WHERE type = 'delivery.assigned' GROUP BY delivery_id) e
+ WHERE d.id = e.delivery_id;
+-- Their replacements take the fairness rules, and a page.
+DROP FUNCTION IF EXISTS webhook_claim(integer, integer);
+DROP FUNCTION IF EXISTS delivery_history(bytea, bigint);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -401,6 +417,12 @@ END $$;
 -- on every call whenever the parameter values make a custom plan look cheaper
 -- than the generic one, and with skewed data (one sender with most of the
 -- deliveries) it does so every time, at more cost than the query itself.
+
+-- How many times one delivery may be assigned (reassignments included): a
+-- bound on its history (two events each), so that assign/unassign churn
+-- cannot grow one delivery without end.
+CREATE OR REPLACE FUNCTION max_assignments() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT 20 $$;
 
 -- How many deliveries a courier may hold per UTC calendar day.
 CREATE OR REPLACE FUNCTION daily_limit() RETURNS integer
@@ -769,6 +791,17 @@ BEGIN
         'courier_id', (SELECT id FROM couriers WHERE user_id = u.id));
 END $$;
 
+-- The caller of a token, or 401: the check a route makes before work that
+-- must not be done for an unknown caller (resolving a webhook host).
+CREATE OR REPLACE FUNCTION token_caller(p_token bytea, OUT caller_id bigint, OUT body json)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    SELECT c.user_id INTO caller_id FROM session_of(p_token) c;
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+END $$;
+
 -- Revokes the session of a token; 401 when it is not a live session.
 CREATE OR REPLACE FUNCTION logout(p_token bytea,
     OUT caller_id bigint, OUT body json)
@@ -1108,6 +1141,11 @@ BEGIN
     IF d.status NOT IN ('created', 'assigned') THEN
         PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
     END IF;
+    IF d.assignments >= max_assignments() THEN
+        PERFORM api_fail(409, format('did: delivery %s has been assigned %s times, the most '
+                                     'one delivery may be; create a new delivery',
+                                     d.id, d.assignments));
+    END IF;
     SELECT count(*) INTO v_held FROM deliveries
      WHERE courier_id = p_courier_id AND assigned_at >= utc_today() AND status <> 'cancelled';
     IF v_held >= daily_limit() THEN
@@ -1125,7 +1163,7 @@ BEGIN
         PERFORM record_event('delivery.unassigned', d, v_old, 'sender', c.sender_id, NULL);
     END IF;
     UPDATE deliveries SET courier_id = p_courier_id, assigned_at = now(), status = 'assigned',
-                          updated_at = now()
+                          assignments = assignments + 1, updated_at = now()
      WHERE id = p_delivery_id RETURNING * INTO d;
     PERFORM record_event('delivery.assigned', d, p_courier_id, 'sender', c.sender_id, NULL);
     body := delivery_json(d);
@@ -1238,12 +1276,17 @@ LANGUAGE sql STABLE AS $$
                   '}')
 $$;
 
--- A delivery's history, oldest first, for whoever may see the delivery.
+-- A delivery's history, oldest first, for whoever may see the delivery: up
+-- to p_limit events after event p_after, and the id to pass next (the last
+-- one's, or p_after when there is none), as the feed pages.
 CREATE OR REPLACE FUNCTION delivery_history(p_token bytea, p_delivery_id bigint,
+    p_after bigint, p_limit integer,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_items text;
+    v_last bigint;
 BEGIN
     SELECT * INTO c FROM session_of(p_token);
     IF NOT FOUND THEN
@@ -1255,8 +1298,11 @@ BEGIN
         PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
     END IF;
     caller_id := c.user_id;
-    body := (SELECT concat('{"items":[', string_agg(event_text(e), ',' ORDER BY e.id), ']}')
-               FROM delivery_events e WHERE e.delivery_id = p_delivery_id)::json;
+    SELECT string_agg(event_text(e), ',' ORDER BY e.id), max(e.id) INTO v_items, v_last
+      FROM (SELECT * FROM delivery_events e
+             WHERE e.delivery_id = p_delivery_id AND e.id > p_after
+             ORDER BY e.id LIMIT p_limit) e;
+    body := concat('{"items":[', v_items, '],"next_after":', coalesce(v_last, p_after), '}')::json;
 END $$;
 
 -- The caller's feed, oldest first, after event p_after: a sender's own
@@ -1380,29 +1426,58 @@ BEGIN
     END IF;
 END $$;
 
--- The sender, step 1: takes up to p_limit due deliveries, skipping those
--- another sender holds, and leases them for p_lease_seconds (a sender that
--- dies leaves them due again after the lease). Each comes with its attempt
--- number, the subscription's URL and nonce, the webhook-id (the event id) and
--- the body to POST.
-CREATE OR REPLACE FUNCTION webhook_claim(p_limit integer, p_lease_seconds integer)
+-- The sender, step 1: takes up to p_limit due deliveries and leases them for
+-- p_lease_seconds (a sender that dies leaves them due again after the
+-- lease), fairly: at most one per subscription (each subscription's oldest
+-- due row), none of a subscription in p_busy (the caller has one in
+-- flight), at most p_user_room rows of a user (p_rooms for the users in
+-- p_users, who have rows in flight), at most p_failing_room rows of failing
+-- subscriptions; oldest first. Its cost follows the number of live
+-- subscriptions (one probe of the per-subscription index each), never the
+-- backlog. A row another sender leased meanwhile is skipped (re-checked
+-- after its lock). Each comes with its attempt number, the subscription's
+-- URL and nonce, the webhook-id (the event id), the body to POST, the
+-- subscription's user and whether it is failing.
+CREATE OR REPLACE FUNCTION webhook_claim(p_limit integer, p_lease_seconds integer,
+    p_busy bigint[], p_users bigint[], p_rooms integer[], p_user_room integer,
+    p_failing_room integer)
 RETURNS TABLE (delivery_id bigint, attempt integer, subscription_id bigint, url text,
-               nonce bytea, event_id bigint, payload text)
+               nonce bytea, event_id bigint, payload text, user_id bigint, failing boolean)
 LANGUAGE sql AS $$
-    WITH due AS (
-        SELECT w.id FROM webhook_deliveries w
-         WHERE w.state = 'pending' AND w.next_attempt_at <= now()
-         ORDER BY w.next_attempt_at, w.id
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED)
+    WITH heads AS (
+        SELECT h.id, h.next_attempt_at, s.user_id, s.failing_since IS NOT NULL AS failing
+          FROM webhook_subscriptions s
+         CROSS JOIN LATERAL (
+                SELECT w.id, w.next_attempt_at FROM webhook_deliveries w
+                 WHERE w.subscription_id = s.id AND w.state = 'pending'
+                   AND w.next_attempt_at <= now()
+                 ORDER BY w.next_attempt_at, w.id
+                 LIMIT 1) h
+         WHERE s.disabled_at IS NULL AND s.id <> ALL (coalesce(p_busy, '{}'))),
+    ranked AS (
+        SELECT h.*,
+               row_number() OVER (PARTITION BY h.user_id ORDER BY h.next_attempt_at, h.id)
+                   AS nth_of_user,
+               row_number() OVER (PARTITION BY h.failing ORDER BY h.next_attempt_at, h.id)
+                   AS nth_of_lane
+          FROM heads h),
+    chosen AS (
+        SELECT r.id FROM ranked r
+          LEFT JOIN unnest(p_users, p_rooms) AS u (user_id, room) ON u.user_id = r.user_id
+         WHERE r.nth_of_user <= coalesce(u.room, p_user_room)
+           AND (NOT r.failing OR r.nth_of_lane <= p_failing_room)
+         ORDER BY r.next_attempt_at, r.id
+         LIMIT p_limit)
     UPDATE webhook_deliveries w
        SET attempts = w.attempts + 1,
            next_attempt_at = now() + make_interval(secs => p_lease_seconds)
-      FROM due, webhook_subscriptions s, delivery_events e
-     WHERE w.id = due.id AND s.id = w.subscription_id AND e.id = w.event_id
+      FROM chosen, webhook_subscriptions s, delivery_events e
+     WHERE w.id = chosen.id AND w.state = 'pending' AND w.next_attempt_at <= now()
+       AND s.id = w.subscription_id AND e.id = w.event_id
     RETURNING w.id, w.attempts, s.id, s.url, s.nonce, e.id,
               concat('{"type":"', e.type, '","timestamp":"', rfc3339(e.at),
-                     '","data":', event_text(e), '}')
+                     '","data":', event_text(e), '}'),
+              s.user_id, s.failing_since IS NOT NULL
 $$;
 
 -- The sender, step 2: records attempt p_attempt of a delivery (p_status: the

@@ -21,12 +21,14 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import psycopg2
 import requests
 
 from bench.database import database
 from bench.events import LambdaContext, rest_event
 from bench.measure import backend_cpu_ns, percentile
-from tools import devdb
+from tools import devdb, local_process
+from tools.black_hole import BlackHole
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -121,36 +123,51 @@ def _start(module: str, args: list[str], env: dict) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def _delays(session: requests.Session, base: str, auth: dict, receipts: Receipts,
+            trickle: int) -> list[float]:
+    """Seconds from each write's answer to its event's receipt, for `trickle`
+    creates at about 20 a second."""
+    answered: dict[int, float] = {}
+    for _ in range(trickle):
+        made = session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1},
+                            headers=auth, timeout=10)
+        answered[made.json()["id"]] = time.perf_counter()
+        time.sleep(0.05)
+    deadline = time.monotonic() + 60
+    while len(set(answered) & set(receipts.at)) < trickle and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return sorted(receipts.at[d] - t for d, t in answered.items() if d in receipts.at)
+
+
+def _black_hole_backlog(session: requests.Session, base: str, hole: BlackHole,
+                        writes: int) -> int:
+    """Another user with 10 subscriptions to a black hole and `writes` creates:
+    a backlog of 10 rows a write. Returns the rows made."""
+    name = f"hole{int(time.time() * 1000) % 10**9}"
+    session.post(base + "/signup", json={"username": name, "password": "black hole",
+                                         "role": "sender", "company_name": name}, timeout=10)
+    token = session.post(base + "/auth", json={"username": name, "password": "black hole"},
+                         timeout=10).json()["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    for _ in range(10):
+        reply = session.post(base + "/webhooks", json={"url": hole.url, "events": ["*"]},
+                             headers=auth, timeout=10)
+        assert reply.status_code == 201, reply.text
+    for _ in range(writes):
+        session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1}, headers=auth,
+                     timeout=10)
+    return 10 * writes
 
 
 def sender_figures(url: str, trickle: int, backlog: int) -> dict:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_ALLOW_HTTP": "true",
            "WEBHOOK_SIGNING_KEY": os.environ.get("WEBHOOK_SIGNING_KEY") or "b" * 40,
            "AUTH_RATE_PER_MINUTE": "0"}
-    server = _start("tools.local_server", ["--host", "127.0.0.1", "--port", str(port),
-                                           "--stage", "dev"], env)
+    server, base = local_process.start_local_server(env)
     sender = _start("tools.webhook_sender", [], env)
-    receipts = Receipts()
-    base = f"http://127.0.0.1:{port}"
+    receipts, hole = Receipts(), BlackHole()
     session = requests.Session()
     try:
-        for _ in range(100):
-            try:
-                if session.get(base + "/", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
         token = session.post(base + "/auth", json={"username": "sender", "password": "pass"},
                              timeout=10).json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
@@ -159,18 +176,17 @@ def sender_figures(url: str, trickle: int, backlog: int) -> dict:
                              headers=auth, timeout=10)
         assert reply.status_code == 201, reply.text
         log(f"delay: {trickle} writes at about 20 a second")
-        answered: dict[int, float] = {}
-        for _ in range(trickle):
-            made = session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1},
-                                headers=auth, timeout=10)
-            answered[made.json()["id"]] = time.perf_counter()
-            time.sleep(0.05)
-        deadline = time.monotonic() + 30
-        while len(set(answered) & set(receipts.at)) < trickle and time.monotonic() < deadline:
-            time.sleep(0.1)
-        delays = sorted(receipts.at[d] - t for d, t in answered.items() if d in receipts.at)
+        delays = _delays(session, base, auth, receipts, trickle)
+        rows = _black_hole_backlog(session, base, hole, 100)
+        log(f"delay beside a black hole: another user's 10 subscriptions to a receiver "
+            f"that never answers, {rows} rows due; {trickle} writes again")
+        beside = _delays(session, base, auth, receipts, trickle)
         log(f"throughput: a backlog of {backlog} events, sender stopped meanwhile")
-        _stop(sender)
+        local_process.stop_process(sender, 15)
+        hole.close()
+        with psycopg2.connect(url) as db, db.cursor() as cur:  # the black hole's rows: out
+            cur.execute("UPDATE webhook_deliveries SET state = 'given_up' WHERE subscription_id"
+                        " IN (SELECT id FROM webhook_subscriptions WHERE url = %s)", (hole.url,))
         for _ in range(backlog):
             session.post(base + "/deliveries", json={"size": "1x1x1", "cost": 1},
                          headers=auth, timeout=10)
@@ -184,13 +200,18 @@ def sender_figures(url: str, trickle: int, backlog: int) -> dict:
         return {"delay_p50_ms": percentile(delays, 0.5) * 1000,
                 "delay_p99_ms": percentile(delays, 0.99) * 1000,
                 "delay_max_ms": delays[-1] * 1000, "received": len(delays),
+                "beside_p50_ms": percentile(beside, 0.5) * 1000,
+                "beside_p99_ms": percentile(beside, 0.99) * 1000,
+                "beside_max_ms": beside[-1] * 1000, "beside_received": len(beside),
+                "hole_rows": rows,
                 "trickle": trickle, "backlog": backlog,
                 "delivered": receipts.count - before,
                 "events_per_s": (receipts.count - before) / took, "seconds": took}
     finally:
-        _stop(sender)
-        _stop(server)
+        local_process.stop_process(sender, 15)
+        local_process.stop_process(server)
         receipts.close()
+        hole.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
           f"writes at ~20/s); a backlog of {sent['backlog']} delivered at "
           f"{sent['events_per_s']:.0f} events/s ({sent['delivered']} in "
           f"{sent['seconds']:.1f} s).")
+    print(f"\nFairness: the same writes while another user's 10 subscriptions to a receiver "
+          f"that never answers have {sent['hole_rows']} rows due: p50 "
+          f"{sent['beside_p50_ms']:.0f} ms, p99 {sent['beside_p99_ms']:.0f} ms, max "
+          f"{sent['beside_max_ms']:.0f} ms ({sent['beside_received']} of {sent['trickle']}); "
+          f"p99 {(sent['beside_p99_ms'] - sent['delay_p99_ms']) / 1000:+.2f} s against idle "
+          f"(goal: within 2 s).")
     return 0
 
 

@@ -286,6 +286,13 @@ def event_query(params: dict[str, str] | None) -> tuple[int, int, list[str] | No
     return _query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 50, 1, 100), types
 
 
+def history_query(params: dict[str, str] | None) -> tuple[int, int]:
+    """(after, limit) of a delivery's history: by default its first 100 events
+    (a history without edits has fewer: see max_assignments in scheme.sql)."""
+    params = params or {}
+    return _query_int(params, "after", 0, 0, MAX_ID), _query_int(params, "limit", 100, 1, 100)
+
+
 def _query_choices(params: dict[str, str], field: str, choices) -> list[str] | None:
     """A comma-separated list of known values, or None when the parameter is absent."""
     if field not in params:

@@ -149,3 +149,25 @@ def test_no_transaction_wrapping(wire, api, scene):
         seen += statements
     words = {s.split()[0].upper() for s in seen}
     assert words == {"SELECT"}, seen
+
+
+def test_a_webhook_to_a_host_name_checks_the_token_first_in_its_own_statement(
+        wire, api, scene, monkeypatch):
+    """POST /webhooks resolves a host name only for a known caller: the token's
+    check, then the write (two statements); an address needs no DNS (one)."""
+    token = scene["sender"]["token"]
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "true")
+    by_name, statements = _statements(wire, api, "POST", "/webhooks",
+                                      {"url": "http://localhost:9/h", "events": ["*"]}, token)
+    assert by_name.status == 201, by_name
+    assert [s.split("(")[0] for s in statements] == [
+        "SELECT * FROM token_caller", "SELECT * FROM create_webhook"]
+    by_address, statements = _statements(wire, api, "POST", "/webhooks",
+                                         {"url": "http://127.0.0.1:9/h", "events": ["*"]}, token)
+    assert by_address.status == 201, by_address
+    assert [s.split("(")[0] for s in statements] == ["SELECT * FROM create_webhook"]
+    unknown, statements = _statements(wire, api, "POST", "/webhooks",
+                                      {"url": "http://localhost:9/h", "events": ["*"]},
+                                      "0" * 40)
+    assert unknown.status == 401
+    assert [s.split("(")[0] for s in statements] == ["SELECT * FROM token_caller"]

@@ -211,6 +211,10 @@ def test_a_hanging_receiver_does_not_stall_the_sender_beyond_its_timeout(api, re
     "https://8.8.8.8/\x00", "https://8.8.8.8/a b", "HTTPS://8.8.8.8/", "https://8.8.8.8/\u00e9",
     "https://[64:ff9b::a9fe:a9fe]/", "https://[64:ff9b:1::a9fe:a9fe]/",
     "https://[2002:a9fe:a9fe::1]/", "https://[::ffff:10.0.0.1]/", "https://8.8.8.8:0/",
+    # IPv4-compatible and SIIT (IPv4-translated) forms of private addresses
+    "https://[::127.0.0.1]/", "https://[::7f00:1]/", "https://[::ffff:0:127.0.0.1]/",
+    "https://[::169.254.169.254]/", "https://[::ffff:0:a9fe:a9fe]/", "https://[::10.0.0.1]/",
+    "https://[::ffff:0:192.168.1.1]/", "https://[::]/", "https://[::0.0.0.0]/",
 ])
 def test_unsafe_or_malformed_urls_are_refused_where_https_is_required(api, sender_user,
                                                                       monkeypatch, url):
@@ -337,5 +341,73 @@ def test_a_receiver_that_drips_its_answer_is_cut_at_the_timeout(monkeypatch):
         with pytest.raises(TimeoutError):
             webhooks.post(url, {"Content-Type": "application/json"}, b"{}", allow_local=True)
         assert time.monotonic() - started < 3
+    finally:
+        server.close()
+
+
+# ---------------------------------------------------------------- anonymous callers
+
+
+@pytest.fixture
+def resolutions(monkeypatch) -> list[str]:
+    """The host names this process asks DNS for (socket.getaddrinfo, watched)."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def watched(host, *args, **kwargs):
+        asked.append(host)
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", watched)
+    return asked
+
+
+@pytest.mark.parametrize("token", [None, "0" * 40, "not-a-token"])
+@pytest.mark.parametrize("url", ["https://localhost/", "https://-/", "https://8.8.8.8/",
+                                 "https://internal.example/"])
+def test_an_unknown_caller_gets_401_before_any_dns_query(api, monkeypatch, resolutions,
+                                                          token, url):
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    reply = api.post("/webhooks", {"url": url, "events": ["*"]}, token=token)
+    assert_error(reply, 401, "Authorization")
+    assert resolutions == []
+
+
+def test_a_known_caller_gets_the_dns_verdict(api, sender_user, monkeypatch, resolutions):
+    monkeypatch.setenv("WEBHOOK_ALLOW_HTTP", "false")
+    for url, says in (("https://localhost/", "not public"), ("https://-/", "does not resolve")):
+        reply = api.post("/webhooks", {"url": url, "events": ["*"]},
+                         token=sender_user["token"])
+        assert_error(reply, 400, "url")
+        assert says in reply.json["Message"]
+    assert resolutions == ["localhost", "-"]
+
+
+def test_an_ipv6_receiver_gets_a_bracketed_host_header():
+    """http://[::1]:PORT/ is sent with Host: [::1]:PORT (RFC 9110, 7.2)."""
+    seen: list[bytes] = []
+
+    server = socket.socket(socket.AF_INET6)
+    server.bind(("::1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+
+    def serve():
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            seen.append(data)
+            conn.sendall(b"HTTP/1.1 204 No Content\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        status = webhooks.post(f"http://[::1]:{port}/hooks", {}, b"{}", allow_local=True)
+        thread.join(5)
+        assert status == 204
+        headers = seen[0].split(b"\r\n")
+        assert f"Host: [::1]:{port}".encode() in headers, headers
     finally:
         server.close()

@@ -7,7 +7,7 @@
 --   2. the repeatable part (functions and triggers), applied every time.
 -- Applying it again to a live database changes nothing and loses nothing; no
 -- step drops a table that holds data. It needs no extension (sha256() and
--- identity columns are built in; PostgreSQL 12+). It runs in one transaction
+-- identity columns and pg_current_xact_id() are built in; PostgreSQL 13+). It runs in one transaction
 -- under an advisory lock, so two deployments that apply it at the same time
 -- do not interleave. A new step goes at the end of part 1 with the next number.
 
@@ -386,6 +386,22 @@ DROP FUNCTION IF EXISTS webhook_claim(integer, integer);
 DROP FUNCTION IF EXISTS delivery_history(bytea, bigint);
 $step$);
 
+-- Writes that scale out: no lock that every write takes. Each event gets a
+-- feed key (record_event); the feed is read in (feed_key, id) order up to the
+-- oldest running transaction (event_feed). Events written before this step
+-- were given their ids in commit order: they get key 0, below every key to
+-- come, and keep their id order.
+SELECT pg_temp.migration_step(7, 'delivery_events.feed_key', $step$
+ALTER TABLE delivery_events ADD COLUMN feed_key bigint NOT NULL DEFAULT 0;
+ALTER TABLE delivery_events ALTER COLUMN feed_key DROP DEFAULT;
+CREATE INDEX delivery_events_sender_feed_idx
+    ON delivery_events (sender_id, feed_key, id) INCLUDE (type);
+CREATE INDEX delivery_events_courier_feed_idx
+    ON delivery_events (courier_id, feed_key, id) INCLUDE (type) WHERE courier_id IS NOT NULL;
+DROP INDEX delivery_events_sender_idx;
+DROP INDEX delivery_events_courier_idx;
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -586,8 +602,9 @@ END $$;
 -- with the key waits on the first one's claim (the primary key) until that
 -- transaction ends: when it committed, the kept answer is replayed (or 422
 -- when the request differs); when it rolled back (a refusal), the key is
--- free and the request runs. Keys live 24 hours; claims purge expired ones
--- now and then (no extra round trip).
+-- free and the request runs. Keys live 24 hours: a claim that finds its own
+-- key expired replaces it; the others are removed in bounded batches by the
+-- scheduled sweep (purge_idempotency_keys), never inside a request.
 
 -- NULL when the key is new (now claimed), else the answer kept for it.
 CREATE OR REPLACE FUNCTION idempotency_claim(p_user_id bigint, p_key text, p_fingerprint bytea)
@@ -598,9 +615,6 @@ DECLARE
 BEGIN
     DELETE FROM idempotency_keys
      WHERE user_id = p_user_id AND key = p_key AND created_at <= now() - interval '24 hours';
-    IF random() < 0.01 THEN
-        DELETE FROM idempotency_keys WHERE created_at <= now() - interval '24 hours';
-    END IF;
     INSERT INTO idempotency_keys (user_id, key, fingerprint) VALUES (p_user_id, p_key, p_fingerprint)
     ON CONFLICT (user_id, key) DO NOTHING;
     IF FOUND THEN
@@ -898,11 +912,23 @@ END $$;
 
 -- ---------------------------------------------------------------- deliveries
 
--- Records one event of a delivery, in the caller's transaction. Event ids
--- follow commit order: from here to the commit one writer at a time, so
--- that a reader who has seen event n has seen every event below n (the feed
--- never skips one that commits late). p_courier_id is the courier concerned;
--- p_extra, JSON members added to the delivery's snapshot (",\"reason\":...").
+-- The feed key of an event written now: never below the writing
+-- transaction's own id (so that a reader, who stops below the oldest running
+-- transaction, never passes an event that can still commit), and at least the
+-- newest id of every transaction that had ended when this statement began (so
+-- that an event written after another one committed sorts after it: a
+-- delivery's events, written under its row lock, keep their order). Ties are
+-- broken by the event id.
+CREATE OR REPLACE FUNCTION feed_key_now() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    SELECT greatest(pg_current_xact_id()::text::bigint,
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint - 1)
+$$;
+
+-- Records one event of a delivery, in the caller's transaction, with its feed
+-- key (no lock: concurrent writers of other deliveries never wait here).
+-- p_courier_id is the courier concerned; p_extra, JSON members added to the
+-- delivery's snapshot (",\"reason\":...").
 CREATE OR REPLACE FUNCTION record_event(p_type text, d deliveries, p_courier_id bigint,
                                         p_actor_role text, p_actor_id bigint, p_extra text)
 RETURNS void
@@ -910,18 +936,21 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_event_id bigint;
 BEGIN
-    PERFORM pg_advisory_xact_lock(724002);
     INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at,
-                                 actor_role, actor_id, data)
+                                 actor_role, actor_id, data, feed_key)
     VALUES (p_type, d.id, d.sender_id, p_courier_id, d.status, d.updated_at,
             p_actor_role, p_actor_id,
             (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d)
-                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json)
+                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json,
+            feed_key_now())
     RETURNING id INTO v_event_id;
     -- The outbox: one row per subscription that wants the event (the
     -- sender's, and the courier's concerned), sent by the webhook sender.
-    INSERT INTO webhook_deliveries (subscription_id, event_id)
-    SELECT s.id, v_event_id
+    -- Due from the moment it is written (clock_timestamp, not the
+    -- transaction's start): a delivery's events, written one after the other
+    -- under its row lock, are due in the order they happened.
+    INSERT INTO webhook_deliveries (subscription_id, event_id, next_attempt_at)
+    SELECT s.id, v_event_id, clock_timestamp()
       FROM webhook_subscriptions s
      WHERE s.user_id IN (SELECT user_id FROM senders WHERE id = d.sender_id
                          UNION ALL
@@ -1305,16 +1334,34 @@ BEGIN
     body := concat('{"items":[', v_items, '],"next_after":', coalesce(v_last, p_after), '}')::json;
 END $$;
 
--- The caller's feed, oldest first, after event p_after: a sender's own
--- deliveries' events, a courier's the events that concern them; p_types
--- (NULL: every type) filters. Ids become visible in order (record_event), so
--- following next_after never skips an event.
+-- Where the feed stands after event p_after: (its feed key, p_after). An id
+-- the feed no longer holds (removed after EVENT_RETENTION_DAYS) stands where
+-- the nearest kept event below it does; 0 is the start.
+CREATE OR REPLACE FUNCTION feed_position(p_after bigint) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT e.feed_key FROM delivery_events e WHERE e.id = p_after),
+                    (SELECT e.feed_key FROM delivery_events e WHERE e.id < p_after
+                      ORDER BY e.id DESC LIMIT 1),
+                    0)
+$$;
+
+-- The caller's feed after event p_after, in feed order ((feed_key, id)): a
+-- sender's own deliveries' events, a courier's the events that concern them;
+-- p_types (NULL: every type) filters. Only events below the horizon, the
+-- oldest transaction still running when this statement's snapshot was taken,
+-- are answered: every transaction that could still commit an event with a
+-- smaller key is then over, so following next_after never skips an event. A
+-- transaction that stays open holds the newest events back for as long (it
+-- never makes the feed skip one).
 CREATE OR REPLACE FUNCTION event_feed(p_token bytea, p_after bigint, p_limit integer,
                                       p_types text[],
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
+    v_key bigint;
+    -- The horizon of the snapshot the events below are read in.
+    v_horizon bigint := pg_snapshot_xmin(pg_current_snapshot())::text::bigint;
     v_items text;
     v_last bigint;
 BEGIN
@@ -1323,20 +1370,62 @@ BEGIN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
     caller_id := c.user_id;
+    v_key := feed_position(p_after);
     IF c.role = 'sender' THEN
-        SELECT string_agg(event_text(e), ',' ORDER BY e.id), max(e.id) INTO v_items, v_last
+        SELECT string_agg(event_text(e), ',' ORDER BY e.feed_key, e.id),
+               (array_agg(e.id ORDER BY e.feed_key DESC, e.id DESC))[1]
+          INTO v_items, v_last
           FROM (SELECT * FROM delivery_events e
-                 WHERE e.sender_id = c.sender_id AND e.id > p_after
+                 WHERE e.sender_id = c.sender_id
+                   AND (e.feed_key, e.id) > (v_key, p_after) AND e.feed_key < v_horizon
                    AND (p_types IS NULL OR e.type = ANY (p_types))
-                 ORDER BY e.id LIMIT p_limit) e;
+                 ORDER BY e.feed_key, e.id LIMIT p_limit) e;
     ELSE
-        SELECT string_agg(event_text(e), ',' ORDER BY e.id), max(e.id) INTO v_items, v_last
+        SELECT string_agg(event_text(e), ',' ORDER BY e.feed_key, e.id),
+               (array_agg(e.id ORDER BY e.feed_key DESC, e.id DESC))[1]
+          INTO v_items, v_last
           FROM (SELECT * FROM delivery_events e
-                 WHERE e.courier_id = c.courier_id AND e.id > p_after
+                 WHERE e.courier_id = c.courier_id
+                   AND (e.feed_key, e.id) > (v_key, p_after) AND e.feed_key < v_horizon
                    AND (p_types IS NULL OR e.type = ANY (p_types))
-                 ORDER BY e.id LIMIT p_limit) e;
+                 ORDER BY e.feed_key, e.id LIMIT p_limit) e;
     END IF;
     body := concat('{"items":[', v_items, '],"next_after":', coalesce(v_last, p_after), '}')::json;
+END $$;
+
+-- ---------------------------------------------------------------- retention
+-- Called by the scheduled function (and make run's sender loop) in bounded
+-- batches: each call costs what it removes, never the size of the table.
+
+-- Removes up to p_batch events older than p_days days, taken from the oldest
+-- ids (the head of the primary key); their webhook rows and attempts go with
+-- them (ON DELETE CASCADE). Returns how many went.
+CREATE OR REPLACE FUNCTION purge_events(p_days integer, p_batch integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM delivery_events
+     WHERE id IN (SELECT e.id FROM delivery_events e ORDER BY e.id LIMIT p_batch)
+       AND at < now() - make_interval(days => p_days);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+
+-- Removes up to p_batch idempotency keys past their 24 hours, oldest first
+-- (on idempotency_keys_created_idx). Returns how many went.
+CREATE OR REPLACE FUNCTION purge_idempotency_keys(p_batch integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM idempotency_keys k
+     USING (SELECT i.user_id, i.key FROM idempotency_keys i
+             WHERE i.created_at <= now() - interval '24 hours'
+             ORDER BY i.created_at LIMIT p_batch) old
+     WHERE k.user_id = old.user_id AND k.key = old.key;
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
 END $$;
 
 -- ---------------------------------------------------------------- webhooks

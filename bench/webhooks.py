@@ -95,6 +95,10 @@ class Receipts:
         receipts = self
 
         class Handler(BaseHTTPRequestHandler):
+            # The answer's lines go out at once, as a production server's do
+            # (not held back for the sender's delayed ACK).
+            disable_nagle_algorithm = True
+
             def log_message(self, *args):
                 pass
 

@@ -51,6 +51,12 @@ def signup_enabled() -> bool:
     return _flag("SIGNUP_ENABLED", True)
 
 
+def event_retention_days() -> int:
+    """How long events are kept before the sweep removes them (the contract
+    promises at least 30 days)."""
+    return _int("EVENT_RETENTION_DAYS", 30, 30, 36500)
+
+
 def webhook_allow_http() -> bool:
     """Plain http:// webhook URLs, and ones on loopback or private addresses:
     for local runs only (never on a deployment that others can reach)."""
@@ -107,6 +113,7 @@ def check() -> None:
     token_ttl_seconds()
     auth_rate_per_minute()
     signup_enabled()
+    event_retention_days()
     _flag("DB_IAM_AUTH", False)
     _int("DB_CONNECT_TIMEOUT", 3, 1, 3600)
     _int("DB_STATEMENT_TIMEOUT_MS", 5000, 0, INT32_MAX)

@@ -164,7 +164,8 @@ def test_unknown_usernames_lock_out_exactly_like_known_ones(api, db):
     ("TOKEN_TTL_SECONDS", "0"), ("TOKEN_TTL_SECONDS", "-5"),
     ("TOKEN_TTL_SECONDS", "2147483648"), ("TOKEN_TTL_SECONDS", "a day"),
     ("AUTH_RATE_PER_MINUTE", "-1"), ("SIGNUP_ENABLED", "ture"),
-    ("DB_STATEMENT_TIMEOUT_MS", "5s"),
+    ("DB_STATEMENT_TIMEOUT_MS", "5s"), ("EVENT_RETENTION_DAYS", "29"),
+    ("EVENT_RETENTION_DAYS", "forever"),
 ])
 def test_a_wrong_setting_stops_the_start_naming_the_variable(name, value):
     env = {"PATH": "/usr/bin:/bin", name: value}

@@ -82,7 +82,7 @@ def test_the_webhook_sender_runs_every_minute_alone_in_the_vpc(template):
     sender, api = _function(template, "app.send_webhooks"), _function(template)
     assert sender["Events"]["SendWebhooksEvent"] == {
         "Type": "Schedule", "Properties": {"Schedule": "rate(1 minute)"}}
-    # app.send_webhooks sends for 45 s; one sender at a time (two would be safe too).
+    # app.send_webhooks sweeps for up to 5 s and sends for 40 s; one sender at a time.
     assert sender["Timeout"] == 60 and sender["ReservedConcurrentExecutions"] == 1
     assert sender["VpcConfig"] == api["VpcConfig"]
     env = sender["Environment"]["Variables"]

@@ -1,0 +1,34 @@
+"""The sweep: what is kept for a time and then removed, in bounded batches, by
+the scheduled function on AWS (before it sends webhooks) and by `make run`'s
+sender loop (once a minute). Each batch is one statement that costs what it
+removes: events past EVENT_RETENTION_DAYS (their webhook rows and attempts
+with them) and idempotency keys past 24 hours."""
+
+import logging
+import time
+
+from chalicelib import config, conn
+
+BATCH = 1000
+_log = logging.getLogger("delivery_api.retention")
+
+
+def _drain(fn: str, args: tuple, deadline: float) -> int:
+    """Calls a purge function until a batch comes back short (nothing more is
+    due) or the deadline passes; returns how many rows went."""
+    total = 0
+    while True:
+        (removed,), = conn.rows(fn, *args, BATCH)
+        total += removed
+        if removed < BATCH or time.monotonic() >= deadline:
+            return total
+
+
+def sweep(seconds: float = 10.0) -> dict[str, int]:
+    """One sweep of at most about `seconds`: the rows removed, by kind."""
+    deadline = time.monotonic() + seconds
+    removed = {"events": _drain("purge_events", (config.event_retention_days(),), deadline),
+               "idempotency_keys": _drain("purge_idempotency_keys", (), deadline)}
+    if any(removed.values()):
+        _log.info("retention sweep", extra={"fields": removed})
+    return removed

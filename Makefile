@@ -11,7 +11,7 @@ PORT   ?= 8000
 CHECK_WORKERS ?= 2
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks bench-flood clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,13 @@ bench: $(VENV)/.installed
 # sender's delay and throughput to a local receiver (a minute or two).
 bench-webhooks: $(VENV)/.installed
 	$(PY) -m bench.webhooks
+
+# `make bench-writers`: the write mix from 1 to 16 concurrent writers, the
+# schema's design against the former global lock and against that lock removed,
+# in alternating slices, and the feed's latency (a minute or two; also a
+# section of `make bench`).
+bench-writers: $(VENV)/.installed
+	$(PY) -m bench.writers
 
 # `make bench-flood`: the login flood of 40 clients from one address against
 # make run's server (about 30 s).

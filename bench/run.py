@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import chart, dataset
+from bench import chart, dataset, writers
 from bench.database import connect, database, machine
 from bench.endpoints import (
     DEEP_CURSOR,
@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="run only this endpoint (repeatable; default: all)")
     parser.add_argument("--cold-runs", type=int, default=10,
                         help="fresh interpreters for the cold start (0 skips it)")
+    parser.add_argument("--writer-rounds", type=int, default=4,
+                        help="alternating rounds of the concurrent-writers section "
+                             "(bench/writers.py; 0 skips it)")
     parser.add_argument("--no-package", action="store_true",
                         help="skip `chalice package`")
     parser.add_argument("--out", type=Path, default=None, help="JSON file to write")
@@ -236,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": {},
     }
     run_sizes(args, result)
+    if args.writer_rounds > 0:
+        log("concurrent writers ...")
+        with database() as (url, _):
+            devdb.apply_sql(url, devdb.SCHEME)
+            result["writers"] = writers.measure(url, [1, 2, 4, 8, 16], args.writer_rounds, 1.0)
     if args.cold_runs > 0:
         log("cold start ...")
         result["cold_start"] = cold_start(args.cold_runs)
@@ -245,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     result["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     result["targets"] = targets(result)
     text = markdown(result)
+    if "writers" in result:
+        text += ("\n\n## Concurrent writers (bench/writers.py)\n\n"
+                 + writers.markdown(result["writers"]) + "\n")
     result["markdown"] = text
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -411,3 +411,39 @@ def test_an_ipv6_receiver_gets_a_bracketed_host_header():
         assert f"Host: [::1]:{port}".encode() in headers, headers
     finally:
         server.close()
+
+
+def test_a_subscription_gets_each_deliverys_events_in_the_order_they_happened(api, receiver):
+    """The sender's loop (webhooks.run, as the schedule runs it) has one attempt
+    in flight per subscription, and a delivery's outbox rows are due in the
+    order its events happened: interleaved lifecycles of three deliveries
+    arrive with each delivery's events in order, every event once."""
+    sender, courier = api.new_sender(), api.new_courier()
+    subscribe(api, sender, receiver)
+    dids = [api.new_delivery(sender["token"])["id"] for _ in range(3)]
+    for action in ("assign", "pickup", "deliver"):
+        for did in dids:
+            if action == "assign":
+                reply = api.put(f"/assign/{did}/{courier['courier_id']}", token=sender["token"])
+            else:
+                reply = api.post(f"/deliveries/{did}/{action}", token=courier["token"])
+            assert reply.status == 200, reply
+    expected = feed_ids(api, sender)
+    assert len(expected) == 12
+    done = threading.Event()
+    loop = threading.Thread(target=webhooks.run, kwargs={
+        "seconds": 30, "idle_sleep": 0.1, "stop": done.is_set})
+    loop.start()
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.received) < 12 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        done.set()
+        loop.join(30)
+    assert sorted(receiver.ids()) == sorted(expected)  # each once
+    for did in dids:
+        arrived = [m["payload"]["type"] for m in receiver.received
+                   if m["payload"]["data"]["delivery_id"] == did]
+        assert arrived == ["delivery.created", "delivery.assigned", "delivery.picked_up",
+                           "delivery.delivered"], (did, arrived)

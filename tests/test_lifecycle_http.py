@@ -193,9 +193,21 @@ def test_feed_followed_during_late_commits_sees_every_event_once_in_order(people
     tests/test_feed_scale.py, which runs the same check on such a reader."""
     sender = people["sender"]
     digest = credentials.token_digest(sender["token"])
-    stop_at = time.monotonic() + 6
     seen: list[int] = []
     errors: list[BaseException] = []
+    writers_done = threading.Event()
+
+    # Where the feed stands before the writers start.
+    session = requests.Session()
+    auth = {"Authorization": f"Bearer {sender['token']}"}
+    start = 0
+    while True:
+        page = session.get(f"{people['base']}/events?limit=100&after={start}", headers=auth,
+                           timeout=30).json()
+        if not page["items"]:
+            break
+        start = page["next_after"]
+    stop_at = time.monotonic() + 6
 
     def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -211,41 +223,36 @@ def test_feed_followed_during_late_commits_sees_every_event_once_in_order(people
         finally:
             db.close()
 
-    # Where the feed stands before the writers start.
-    session = requests.Session()
-    auth = {"Authorization": f"Bearer {sender['token']}"}
-    start = 0
-    while True:
-        page = session.get(f"{people['base']}/events?limit=100&after={start}", headers=auth,
-                           timeout=30).json()
-        if not page["items"]:
-            break
-        start = page["next_after"]
-
     def reader() -> None:
+        """Follows until the writers are done and a page comes back empty."""
         after = start
         try:
-            while time.monotonic() < stop_at + 2:
+            while True:
+                done = writers_done.is_set()
                 reply = session.get(f"{people['base']}/events?limit=7&after={after}",
                                     headers=auth, timeout=30).json()
                 seen.extend(e["id"] for e in reply["items"])
                 after = reply["next_after"]
+                if done and not reply["items"]:
+                    return
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
-    threads.append(threading.Thread(target=reader))
-    for thread in threads:
+    writers = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
+    following = threading.Thread(target=reader)
+    for thread in [*writers, following]:
         thread.start()
-    for thread in threads:
+    for thread in writers:
         thread.join()
+    writers_done.set()
+    following.join(120)
+    assert not following.is_alive(), "the reader did not catch up within 120 s"
     assert not errors, errors
     followed = seen
     with psycopg2.connect(database_url) as db, db.cursor() as cur:
         cur.execute("SELECT id FROM delivery_events WHERE sender_id = %s"
-                    " AND (feed_key, id) > (SELECT feed_key, id FROM delivery_events"
-                    "                        WHERE id = %s)"
-                    " ORDER BY feed_key, id", (sender["sender_id"], start))
+                    " AND (feed_key, id) > (feed_position(%s), %s)"
+                    " ORDER BY feed_key, id", (sender["sender_id"], start, start))
         visible = [row[0] for row in cur.fetchall()]
     assert len(visible) > 30
     assert followed == visible

@@ -185,11 +185,11 @@ def test_pooled_connection_closed_by_the_server_is_replaced(server):
     session = requests.Session()
     assert session.get(server["base"] + "/me", headers={"Authorization": token},
                        timeout=5).status_code == 200
-    terminated = _scalar(server["db"], "SELECT count(pg_terminate_backend(pid)) FROM "
+    # The second argument waits (up to 10 s) until each backend has exited.
+    terminated = _scalar(server["db"], "SELECT count(pg_terminate_backend(pid, 10000)) FROM "
                          "pg_stat_activity WHERE application_name = 'delivery-api' "
                          "AND datname = current_database()")
     assert terminated >= 1
-    time.sleep(0.3)
     for _ in range(3):
         reply = session.get(server["base"] + "/me", headers={"Authorization": token},
                             timeout=5)

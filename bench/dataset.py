@@ -156,9 +156,10 @@ SELECT r.sender_id,
 # format, built from the row's parts, each formatted once per delivery).
 EVENTS = """
 INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at,
-                             actor_role, actor_id, data)
+                             actor_role, actor_id, feed_key, data)
 SELECT e.type, d.id, d.sender_id, e.courier_id, e.status, e.at, e.actor_role,
        CASE e.actor_role WHEN 'sender' THEN d.sender_id ELSE d.courier_id END,
+       0,  -- a history written before the load, in id order (as schema step 7 keys it)
        concat('{"id":', d.id, ',"sender_id":', d.sender_id,
               ',"courier_id":', coalesce(e.courier_id::text, 'null'),
               d.middle, e.status,

@@ -238,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         "previous": published_run(args.compare) if args.compare else None,
         "sizes": {},
     }
+    outer_url = os.environ.get("DATABASE_URL")
     run_sizes(args, result)
+    # run_sizes pointed DATABASE_URL at its scratch database, gone now.
+    if outer_url is None:
+        os.environ.pop("DATABASE_URL", None)
+    else:
+        os.environ["DATABASE_URL"] = outer_url
     if args.writer_rounds > 0:
         log("concurrent writers ...")
         with database() as (url, _):

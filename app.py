@@ -132,8 +132,16 @@ def _create_delivery(status: int) -> Response:
     cost = validation.money(body, "cost")
     description = validation.text(body, "description", 0, 1000, required=False)
     external_id = validation.external_id(body)
+    pickup = dropoff = None
+    if body.get("pickup") is not None or body.get("dropoff") is not None:
+        # Loaded on first use (phone numbers, country codes): a first-version
+        # create, with no stops, does not pay for them.
+        from chalicelib import stops
+
+        found = stops.stops(body)
+        pickup, dropoff = stops.to_json(found["pickup"]), stops.to_json(found["dropoff"])
     return _write("create_delivery", length, width, height, cost, description, external_id,
-                  body=body, status=status)[0]
+                  pickup, dropoff, body=body, status=status)[0]
 
 
 @app.route("/deliveries", methods=["POST"])
@@ -150,6 +158,19 @@ def add_delivery() -> Response:
 @app.route("/deliveries/{did}", methods=["GET"], content_types=[])
 def get_delivery(did: str) -> Response:
     return web.json_response(_authed("get_delivery", validation.positive_id(did, "did")))
+
+
+@app.route("/deliveries/{did}", methods=["PATCH"],
+           content_types=["application/json", "application/merge-patch+json"])
+def patch_delivery(did: str) -> Response:
+    """JSON Merge Patch (RFC 7396) of description, external_id and the stops."""
+    from chalicelib import stops
+
+    delivery_id = validation.positive_id(did, "did")
+    body = _body()
+    change = json.dumps(stops.patch(body, None), default=stops.json_default,
+                        separators=(",", ":"), ensure_ascii=False)
+    return _write("patch_delivery", delivery_id, change, body=body)[0]
 
 
 @app.route("/deliveries/sender/{sid}", methods=["GET"], content_types=[])

@@ -400,6 +400,95 @@ CREATE INDEX delivery_events_courier_feed_idx
     ON delivery_events (courier_id, feed_key, id) INCLUDE (type) WHERE courier_id IS NOT NULL;
 DROP INDEX delivery_events_sender_idx;
 DROP INDEX delivery_events_courier_idx;
+-- The retention sweep's walk, oldest first (purge_events).
+CREATE INDEX delivery_events_at_idx ON delivery_events (at);
+$step$);
+
+-- Stops: where, who and when. A delivery's pickup and dropoff are columns of
+-- the delivery (read with it in one heap visit; no join on any read), plus
+-- each stop's JSON text without its contact, kept by a trigger from those
+-- columns (reads concatenate it; events carry it as it is); distance_m is
+-- computed from the locations as they are written and stored (never drifts).
+SELECT pg_temp.migration_step(8, 'stops', $step$
+LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
+ALTER TABLE deliveries
+    ADD COLUMN pickup_line1 text, ADD COLUMN pickup_line2 text, ADD COLUMN pickup_city text,
+    ADD COLUMN pickup_state text, ADD COLUMN pickup_postal_code text,
+    ADD COLUMN pickup_country text, ADD COLUMN pickup_lat numeric(9, 6),
+    ADD COLUMN pickup_lng numeric(9, 6), ADD COLUMN pickup_contact_name text,
+    ADD COLUMN pickup_contact_phone text, ADD COLUMN pickup_instructions text,
+    ADD COLUMN pickup_window_start timestamptz, ADD COLUMN pickup_window_end timestamptz,
+    ADD COLUMN pickup_json text,
+    ADD COLUMN dropoff_line1 text, ADD COLUMN dropoff_line2 text, ADD COLUMN dropoff_city text,
+    ADD COLUMN dropoff_state text, ADD COLUMN dropoff_postal_code text,
+    ADD COLUMN dropoff_country text, ADD COLUMN dropoff_lat numeric(9, 6),
+    ADD COLUMN dropoff_lng numeric(9, 6), ADD COLUMN dropoff_contact_name text,
+    ADD COLUMN dropoff_contact_phone text, ADD COLUMN dropoff_instructions text,
+    ADD COLUMN dropoff_window_start timestamptz, ADD COLUMN dropoff_window_end timestamptz,
+    ADD COLUMN dropoff_requires_pin boolean NOT NULL DEFAULT false,
+    ADD COLUMN dropoff_json text,
+    -- Haversine on a sphere of 6,371,008.8 m (the mean Earth radius), whole metres.
+    ADD COLUMN distance_m integer GENERATED ALWAYS AS (CASE
+        WHEN num_nulls(pickup_lat, pickup_lng, dropoff_lat, dropoff_lng) = 0 THEN
+        round(2 * 6371008.8 * asin(least(1, sqrt(
+            sin(radians(dropoff_lat - pickup_lat) / 2) ^ 2
+            + cos(radians(pickup_lat)) * cos(radians(dropoff_lat))
+              * sin(radians(dropoff_lng - pickup_lng) / 2) ^ 2))))::integer END) STORED,
+    -- A stop is whole or absent, whatever code path writes it.
+    ADD CONSTRAINT deliveries_pickup_whole CHECK (CASE WHEN pickup_line1 IS NULL
+        THEN num_nonnulls(pickup_line2, pickup_city, pickup_state, pickup_postal_code,
+                          pickup_country, pickup_lat, pickup_lng, pickup_contact_name,
+                          pickup_contact_phone, pickup_instructions, pickup_window_start,
+                          pickup_window_end) = 0
+        ELSE pickup_city IS NOT NULL AND pickup_country ~ '^[A-Z]{2}$'
+             AND char_length(pickup_line1) BETWEEN 1 AND 200
+             AND char_length(pickup_line2) BETWEEN 1 AND 200
+             AND char_length(pickup_city) BETWEEN 1 AND 100
+             AND char_length(pickup_state) BETWEEN 1 AND 100
+             AND pickup_postal_code ~ '^[A-Za-z0-9 -]{1,20}$'
+             AND (pickup_lat IS NULL) = (pickup_lng IS NULL)
+             AND pickup_lat BETWEEN -90 AND 90 AND pickup_lng BETWEEN -180 AND 180
+             AND char_length(pickup_contact_name) BETWEEN 1 AND 128
+             AND pickup_contact_phone ~ '^\+[1-9][0-9]{1,14}$'
+             AND char_length(pickup_instructions) <= 500
+             AND (pickup_window_start IS NULL) = (pickup_window_end IS NULL)
+             AND pickup_window_start < pickup_window_end END IS NOT FALSE),
+    ADD CONSTRAINT deliveries_dropoff_whole CHECK (CASE WHEN dropoff_line1 IS NULL
+        THEN num_nonnulls(dropoff_line2, dropoff_city, dropoff_state, dropoff_postal_code,
+                          dropoff_country, dropoff_lat, dropoff_lng, dropoff_contact_name,
+                          dropoff_contact_phone, dropoff_instructions, dropoff_window_start,
+                          dropoff_window_end) = 0 AND NOT dropoff_requires_pin
+        ELSE dropoff_city IS NOT NULL AND dropoff_country ~ '^[A-Z]{2}$'
+             AND char_length(dropoff_line1) BETWEEN 1 AND 200
+             AND char_length(dropoff_line2) BETWEEN 1 AND 200
+             AND char_length(dropoff_city) BETWEEN 1 AND 100
+             AND char_length(dropoff_state) BETWEEN 1 AND 100
+             AND dropoff_postal_code ~ '^[A-Za-z0-9 -]{1,20}$'
+             AND (dropoff_lat IS NULL) = (dropoff_lng IS NULL)
+             AND dropoff_lat BETWEEN -90 AND 90 AND dropoff_lng BETWEEN -180 AND 180
+             AND char_length(dropoff_contact_name) BETWEEN 1 AND 128
+             AND dropoff_contact_phone ~ '^\+[1-9][0-9]{1,14}$'
+             AND char_length(dropoff_instructions) <= 500
+             AND (dropoff_window_start IS NULL) = (dropoff_window_end IS NULL)
+             AND dropoff_window_start < dropoff_window_end END IS NOT FALSE);
+-- The retention sweep's walk: final deliveries that still hold a contact or
+-- instructions, by the time they became final (updated_at: a final delivery
+-- never changes again). Erased rows leave the index.
+CREATE INDEX deliveries_personal_data_idx ON deliveries (updated_at)
+    WHERE status IN ('delivered', 'failed', 'cancelled')
+      AND num_nonnulls(pickup_contact_name, pickup_contact_phone, pickup_instructions,
+                       dropoff_contact_name, dropoff_contact_phone, dropoff_instructions) > 0;
+ALTER TABLE delivery_events DROP CONSTRAINT delivery_events_type_check,
+    ADD CONSTRAINT delivery_events_type_check CHECK (type IN (
+        'delivery.created', 'delivery.assigned', 'delivery.unassigned',
+        'delivery.picked_up', 'delivery.delivered', 'delivery.failed',
+        'delivery.cancelled', 'delivery.updated'));
+-- Their replacements take the stops, and who may see contacts.
+DROP FUNCTION IF EXISTS delivery_json(deliveries);
+DROP FUNCTION IF EXISTS delivery_text(deliveries);
+DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeric, text, text,
+                                        text, bytea);
+DROP FUNCTION IF EXISTS deliveries_page(bigint[], integer, integer, text);
 $step$);
 
 -- ================================================================ repeatable part
@@ -465,10 +554,234 @@ LANGUAGE sql STABLE AS $$
     SELECT date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
 $$;
 
--- The JSON text of one delivery, as the API shows it. Concatenated: one
--- concat() costs a fraction of json_build_object, which looks up the output
--- function of each of its arguments on every call.
-CREATE OR REPLACE FUNCTION delivery_text(d deliveries) RETURNS text
+-- ---------------------------------------------------------------- stops
+
+-- One stop's JSON text as every answer shows it, with "contact":null last
+-- (delivery_text puts the contact there for those who may see it); NULL when
+-- there is no stop. p_requires_pin is NULL for a pickup.
+CREATE OR REPLACE FUNCTION stop_text(p_line1 text, p_line2 text, p_city text, p_state text,
+    p_postal_code text, p_country text, p_lat numeric, p_lng numeric, p_instructions text,
+    p_start timestamptz, p_end timestamptz, p_requires_pin boolean)
+RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_line1 IS NOT NULL THEN concat(
+        '{"address":{"line1":', to_json(p_line1),
+        ',"line2":', coalesce(to_json(p_line2)::text, 'null'),
+        ',"city":', to_json(p_city),
+        ',"state":', coalesce(to_json(p_state)::text, 'null'),
+        ',"postal_code":', coalesce(to_json(p_postal_code)::text, 'null'),
+        ',"country":"', p_country,
+        '"},"location":', CASE WHEN p_lat IS NULL THEN 'null'
+                               ELSE concat('{"lat":', trim_scale(p_lat), ',"lng":',
+                                           trim_scale(p_lng), '}') END,
+        ',"instructions":', coalesce(to_json(p_instructions)::text, 'null'),
+        ',"window":', CASE WHEN p_start IS NULL THEN 'null'
+                           ELSE concat('{"start":"', rfc3339_exact(p_start), '","end":"',
+                                       rfc3339_exact(p_end), '"}') END,
+        CASE WHEN p_requires_pin IS NOT NULL
+             THEN concat(',"requires_pin":', CASE WHEN p_requires_pin THEN 'true' ELSE 'false' END,
+                         ',"pin":null') END,
+        ',"contact":null}') END
+$$;
+
+-- Keeps pickup_json and dropoff_json equal to what the columns say, whatever
+-- writes them (a create, a patch, the retention sweep).
+CREATE OR REPLACE FUNCTION deliveries_render_stops() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.pickup_json := stop_text(NEW.pickup_line1, NEW.pickup_line2, NEW.pickup_city,
+        NEW.pickup_state, NEW.pickup_postal_code, NEW.pickup_country, NEW.pickup_lat,
+        NEW.pickup_lng, NEW.pickup_instructions, NEW.pickup_window_start,
+        NEW.pickup_window_end, NULL);
+    NEW.dropoff_json := stop_text(NEW.dropoff_line1, NEW.dropoff_line2, NEW.dropoff_city,
+        NEW.dropoff_state, NEW.dropoff_postal_code, NEW.dropoff_country, NEW.dropoff_lat,
+        NEW.dropoff_lng, NEW.dropoff_instructions, NEW.dropoff_window_start,
+        NEW.dropoff_window_end, NEW.dropoff_requires_pin);
+    RETURN NEW;
+END $$;
+
+DROP TRIGGER IF EXISTS deliveries_render_stops ON deliveries;
+CREATE TRIGGER deliveries_render_stops
+    BEFORE INSERT OR UPDATE OF pickup_line1, pickup_line2, pickup_city, pickup_state,
+        pickup_postal_code, pickup_country, pickup_lat, pickup_lng, pickup_instructions,
+        pickup_window_start, pickup_window_end, pickup_json, dropoff_line1, dropoff_line2,
+        dropoff_city, dropoff_state, dropoff_postal_code, dropoff_country, dropoff_lat,
+        dropoff_lng, dropoff_instructions, dropoff_window_start, dropoff_window_end,
+        dropoff_requires_pin, dropoff_json
+    ON deliveries FOR EACH ROW
+    WHEN (NEW.pickup_line1 IS NOT NULL OR NEW.dropoff_line1 IS NOT NULL
+          OR NEW.pickup_json IS NOT NULL OR NEW.dropoff_json IS NOT NULL)
+    EXECUTE FUNCTION deliveries_render_stops();
+
+-- A stop's JSON text with its contact, for someone who may see it.
+CREATE OR REPLACE FUNCTION stop_with_contact(p_stop text, p_name text, p_phone text)
+RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_stop IS NULL THEN 'null'
+                WHEN p_name IS NULL AND p_phone IS NULL THEN p_stop
+                ELSE concat(left(p_stop, -5), '{"name":', coalesce(to_json(p_name)::text, 'null'),
+                            ',"phone":', coalesce('"' || p_phone || '"', 'null'), '}}') END
+$$;
+
+-- Who sees a delivery's contacts: its sender, and its courier while the
+-- delivery is assigned or picked up.
+CREATE OR REPLACE FUNCTION sees_contacts(d deliveries, p_sender_id bigint, p_courier_id bigint)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT d.sender_id = p_sender_id
+           OR (d.courier_id = p_courier_id AND d.status IN ('assigned', 'picked_up'))
+$$;
+
+-- A stop as a JSON value to merge a patch into: every key, null where unset.
+CREATE OR REPLACE FUNCTION stop_state(p_line1 text, p_line2 text, p_city text, p_state text,
+    p_postal_code text, p_country text, p_lat numeric, p_lng numeric, p_name text,
+    p_phone text, p_instructions text, p_start timestamptz, p_end timestamptz,
+    p_requires_pin boolean)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_line1 IS NULL THEN 'null'::jsonb ELSE jsonb_build_object(
+        'address', jsonb_build_object('line1', p_line1, 'line2', p_line2, 'city', p_city,
+                                      'state', p_state, 'postal_code', p_postal_code,
+                                      'country', p_country),
+        'location', CASE WHEN p_lat IS NULL THEN NULL
+                         ELSE jsonb_build_object('lat', p_lat, 'lng', p_lng) END,
+        'contact', CASE WHEN p_name IS NULL AND p_phone IS NULL THEN NULL
+                        ELSE jsonb_build_object('name', p_name, 'phone', p_phone) END,
+        'instructions', p_instructions,
+        'window', CASE WHEN p_start IS NULL THEN NULL
+                       ELSE jsonb_build_object('start', rfc3339_exact(p_start),
+                                               'end', rfc3339_exact(p_end)) END)
+        || CASE WHEN p_requires_pin IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('requires_pin', p_requires_pin) END END
+$$;
+
+-- What a PATCH merges into: the delivery's changeable fields.
+CREATE OR REPLACE FUNCTION delivery_state(d deliveries) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'description', d.description, 'external_id', d.external_id,
+        'pickup', stop_state(d.pickup_line1, d.pickup_line2, d.pickup_city, d.pickup_state,
+                             d.pickup_postal_code, d.pickup_country, d.pickup_lat, d.pickup_lng,
+                             d.pickup_contact_name, d.pickup_contact_phone,
+                             d.pickup_instructions, d.pickup_window_start,
+                             d.pickup_window_end, NULL),
+        'dropoff', stop_state(d.dropoff_line1, d.dropoff_line2, d.dropoff_city,
+                              d.dropoff_state, d.dropoff_postal_code, d.dropoff_country,
+                              d.dropoff_lat, d.dropoff_lng, d.dropoff_contact_name,
+                              d.dropoff_contact_phone, d.dropoff_instructions,
+                              d.dropoff_window_start, d.dropoff_window_end,
+                              d.dropoff_requires_pin))
+$$;
+
+-- RFC 7396 JSON Merge Patch: a key the patch carries replaces, null removes,
+-- objects merge; anything that is not an object replaces the target whole.
+CREATE OR REPLACE FUNCTION json_merge_patch(p_target jsonb, p_patch jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_key text;
+    v_value jsonb;
+BEGIN
+    IF p_patch IS NULL OR jsonb_typeof(p_patch) <> 'object' THEN
+        RETURN p_patch;
+    END IF;
+    IF p_target IS NULL OR jsonb_typeof(p_target) <> 'object' THEN
+        p_target := '{}';
+    END IF;
+    FOR v_key, v_value IN SELECT * FROM jsonb_each(p_patch) LOOP
+        IF jsonb_typeof(v_value) = 'null' THEN
+            p_target := p_target - v_key;
+        ELSE
+            p_target := p_target || jsonb_build_object(
+                v_key, json_merge_patch(p_target -> v_key, v_value));
+        END IF;
+    END LOOP;
+    RETURN p_target;
+END $$;
+
+-- The dotted paths of the leaves whose value differs between two JSON
+-- values (an absent key reads as null; an object against anything else
+-- compares its leaves with nulls), in key order.
+CREATE OR REPLACE FUNCTION json_changed_paths(p_old jsonb, p_new jsonb, p_prefix text)
+RETURNS text[]
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    v_old jsonb := CASE WHEN jsonb_typeof(p_old) = 'null' THEN NULL ELSE p_old END;
+    v_new jsonb := CASE WHEN jsonb_typeof(p_new) = 'null' THEN NULL ELSE p_new END;
+    v_key text;
+    v_paths text[] := '{}';
+BEGIN
+    IF jsonb_typeof(v_old) = 'object' OR jsonb_typeof(v_new) = 'object' THEN
+        -- The side that is not an object has no leaves under this path.
+        IF jsonb_typeof(v_old) IS DISTINCT FROM 'object' THEN
+            v_old := '{}';
+        END IF;
+        IF jsonb_typeof(v_new) IS DISTINCT FROM 'object' THEN
+            v_new := '{}';
+        END IF;
+        FOR v_key IN SELECT k FROM (SELECT jsonb_object_keys(v_old) AS k
+                                    UNION
+                                    SELECT jsonb_object_keys(v_new)) keys
+                      ORDER BY k LOOP
+            v_paths := v_paths || json_changed_paths(v_old -> v_key, v_new -> v_key,
+                CASE WHEN p_prefix = '' THEN v_key ELSE p_prefix || '.' || v_key END);
+        END LOOP;
+        RETURN v_paths;
+    END IF;
+    IF v_old IS DISTINCT FROM v_new THEN
+        RETURN ARRAY[p_prefix];
+    END IF;
+    RETURN v_paths;
+END $$;
+
+-- What is wrong with a stop as a whole (after a merge), named by its path;
+-- NULL when nothing is. Each value in it was checked when it was set.
+CREATE OR REPLACE FUNCTION stop_problem(p_stop jsonb, p_kind text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN p_stop IS NULL OR jsonb_typeof(p_stop) = 'null' THEN NULL
+        WHEN jsonb_typeof(p_stop -> 'address') IS DISTINCT FROM 'object'
+            THEN p_kind || '.address: is required in a stop'
+        WHEN p_stop -> 'address' ->> 'line1' IS NULL THEN p_kind || '.address.line1: is required'
+        WHEN p_stop -> 'address' ->> 'city' IS NULL THEN p_kind || '.address.city: is required'
+        WHEN p_stop -> 'address' ->> 'country' IS NULL
+            THEN p_kind || '.address.country: is required'
+        WHEN jsonb_typeof(p_stop -> 'location') = 'object'
+             AND (p_stop -> 'location' ->> 'lat' IS NULL OR p_stop -> 'location' ->> 'lng' IS NULL)
+            THEN p_kind || '.location: needs both lat and lng'
+        WHEN jsonb_typeof(p_stop -> 'window') = 'object'
+             AND (p_stop -> 'window' ->> 'start' IS NULL OR p_stop -> 'window' ->> 'end' IS NULL)
+            THEN p_kind || '.window: needs both start and end'
+        WHEN (p_stop -> 'window' ->> 'start')::timestamptz
+             >= (p_stop -> 'window' ->> 'end')::timestamptz
+            THEN p_kind || '.window.end: must be after the window''s start'
+        END
+$$;
+
+-- A stop's values as columns (one row of NULLs for no stop); a contact with
+-- neither a name nor a phone is no contact.
+CREATE OR REPLACE FUNCTION stop_columns(p_stop jsonb,
+    OUT line1 text, OUT line2 text, OUT city text, OUT state text, OUT postal_code text,
+    OUT country text, OUT lat numeric, OUT lng numeric, OUT contact_name text,
+    OUT contact_phone text, OUT instructions text, OUT window_start timestamptz,
+    OUT window_end timestamptz, OUT requires_pin boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT p_stop -> 'address' ->> 'line1', p_stop -> 'address' ->> 'line2',
+           p_stop -> 'address' ->> 'city', p_stop -> 'address' ->> 'state',
+           p_stop -> 'address' ->> 'postal_code', p_stop -> 'address' ->> 'country',
+           (p_stop -> 'location' ->> 'lat')::numeric, (p_stop -> 'location' ->> 'lng')::numeric,
+           p_stop -> 'contact' ->> 'name', p_stop -> 'contact' ->> 'phone',
+           p_stop ->> 'instructions',
+           (p_stop -> 'window' ->> 'start')::timestamptz,
+           (p_stop -> 'window' ->> 'end')::timestamptz,
+           coalesce((p_stop ->> 'requires_pin')::boolean, false)
+$$;
+
+-- The JSON text of one delivery, as the API shows it, with the stops'
+-- contacts when p_contacts (sees_contacts: the caller may see them; events
+-- never carry them). Concatenated: one concat() costs a fraction of
+-- json_build_object, which looks up the output function of each of its
+-- arguments on every call.
+CREATE OR REPLACE FUNCTION delivery_text(d deliveries, p_contacts boolean) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT concat('{"id":', d.id,
                   ',"sender_id":', d.sender_id,
@@ -483,12 +796,21 @@ LANGUAGE sql STABLE AS $$
                   ',"picked_up_at":', coalesce('"' || rfc3339(d.picked_up_at) || '"', 'null'),
                   ',"delivered_at":', coalesce('"' || rfc3339(d.delivered_at) || '"', 'null'),
                   ',"updated_at":"', rfc3339(d.updated_at),
-                  '"}')
+                  '","pickup":', CASE WHEN p_contacts
+                      THEN stop_with_contact(d.pickup_json, d.pickup_contact_name,
+                                             d.pickup_contact_phone)
+                      ELSE coalesce(d.pickup_json, 'null') END,
+                  ',"dropoff":', CASE WHEN p_contacts
+                      THEN stop_with_contact(d.dropoff_json, d.dropoff_contact_name,
+                                             d.dropoff_contact_phone)
+                      ELSE coalesce(d.dropoff_json, 'null') END,
+                  ',"distance_m":', coalesce(d.distance_m::text, 'null'),
+                  '}')
 $$;
 
 -- The JSON object of one delivery, as the API shows it.
-CREATE OR REPLACE FUNCTION delivery_json(d deliveries) RETURNS json
-LANGUAGE sql STABLE AS $$ SELECT delivery_text(d)::json $$;
+CREATE OR REPLACE FUNCTION delivery_json(d deliveries, p_contacts boolean) RETURNS json
+LANGUAGE sql STABLE AS $$ SELECT delivery_text(d, p_contacts)::json $$;
 
 -- The user behind a bearer token (given as its SHA-256); no row when the token
 -- is unknown, expired or revoked. Plain SQL, so that the planner inlines it
@@ -571,18 +893,21 @@ LANGUAGE sql IMMUTABLE AS $$
        AND (p_statuses IS NULL OR d.status = ANY (p_statuses))
 $$;
 
--- A page of deliveries as the API shows it, from the ids of the page in order
+-- A page of deliveries as the API shows it to the caller (p_sender_id or
+-- p_courier_id: whose contacts it sees), from the ids of the page in order
 -- and one more (which only tells that there is a next page). p_page is NULL
 -- in cursor mode.
 CREATE OR REPLACE FUNCTION deliveries_page(p_ids bigint[], p_page integer, p_per_page integer,
-                                           p_scope text)
+                                           p_scope text, p_sender_id bigint, p_courier_id bigint)
 RETURNS json
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     v_more boolean := cardinality(p_ids) > p_per_page;
 BEGIN
     RETURN (
-        SELECT concat('{"items":[', string_agg(delivery_text(d), ',' ORDER BY k.n),
+        SELECT concat('{"items":[', string_agg(delivery_text(d, sees_contacts(d, p_sender_id,
+                                                                              p_courier_id)),
+                                               ',' ORDER BY k.n),
                       '],"page":', coalesce(p_page::text, 'null'),
                       ',"per_page":', p_per_page,
                       ',"next_page":', CASE WHEN v_more AND p_page IS NOT NULL
@@ -940,8 +1265,8 @@ BEGIN
                                  actor_role, actor_id, data, feed_key)
     VALUES (p_type, d.id, d.sender_id, p_courier_id, d.status, d.updated_at,
             p_actor_role, p_actor_id,
-            (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d)
-                  ELSE left(delivery_text(d), -1) || p_extra || '}' END)::json,
+            (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d, false)
+                  ELSE left(delivery_text(d, false), -1) || p_extra || '}' END)::json,
             feed_key_now())
     RETURNING id INTO v_event_id;
     -- The outbox: one row per subscription that wants the event (the
@@ -961,11 +1286,13 @@ BEGIN
        FOR KEY SHARE OF s;
 END $$;
 
--- Senders only: a new delivery of the caller's company (status created), and
--- its delivery.created event; 409 when the sender already used external_id.
+-- Senders only: a new delivery of the caller's company (status created), with
+-- its stops (p_pickup, p_dropoff: JSON that chalicelib/stops.py checked, or
+-- NULL), and its delivery.created event; 409 when the sender already used
+-- external_id.
 CREATE OR REPLACE FUNCTION create_delivery(
     p_token bytea, p_length integer, p_width integer, p_height integer,
-    p_cost numeric, p_description text, p_external_id text,
+    p_cost numeric, p_description text, p_external_id text, p_pickup jsonb, p_dropoff jsonb,
     p_idempotency_key text, p_fingerprint bytea,
     OUT caller_id bigint, OUT body json, OUT replayed boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
@@ -989,10 +1316,35 @@ BEGIN
         END IF;
     END IF;
     BEGIN
-        INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost, description,
-                                external_id)
-        VALUES (c.sender_id, p_length, p_width, p_height, p_cost, p_description, p_external_id)
-        RETURNING * INTO d;
+        IF p_pickup IS NULL AND p_dropoff IS NULL THEN
+            -- A first-version delivery: none of the stops' work.
+            INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost,
+                                    description, external_id)
+            VALUES (c.sender_id, p_length, p_width, p_height, p_cost, p_description,
+                    p_external_id)
+            RETURNING * INTO d;
+        ELSE
+            INSERT INTO deliveries (sender_id, length_cm, width_cm, height_cm, cost,
+                description, external_id,
+                pickup_line1, pickup_line2, pickup_city, pickup_state, pickup_postal_code,
+                pickup_country, pickup_lat, pickup_lng, pickup_contact_name,
+                pickup_contact_phone, pickup_instructions, pickup_window_start,
+                pickup_window_end,
+                dropoff_line1, dropoff_line2, dropoff_city, dropoff_state, dropoff_postal_code,
+                dropoff_country, dropoff_lat, dropoff_lng, dropoff_contact_name,
+                dropoff_contact_phone, dropoff_instructions, dropoff_window_start,
+                dropoff_window_end, dropoff_requires_pin)
+            SELECT c.sender_id, p_length, p_width, p_height, p_cost, p_description,
+                   p_external_id,
+                   p.line1, p.line2, p.city, p.state, p.postal_code, p.country, p.lat, p.lng,
+                   p.contact_name, p.contact_phone, p.instructions, p.window_start,
+                   p.window_end,
+                   q.line1, q.line2, q.city, q.state, q.postal_code, q.country, q.lat, q.lng,
+                   q.contact_name, q.contact_phone, q.instructions, q.window_start,
+                   q.window_end, q.requires_pin
+              FROM stop_columns(p_pickup) p, stop_columns(p_dropoff) q
+            RETURNING * INTO d;
+        END IF;
     EXCEPTION WHEN unique_violation THEN
         PERFORM api_fail(409, format('external_id: %s is already used by delivery %s',
                                      p_external_id,
@@ -1000,11 +1352,127 @@ BEGIN
                                                                   AND external_id = p_external_id)));
     END;
     PERFORM record_event('delivery.created', d, NULL, 'sender', c.sender_id, NULL);
-    body := delivery_json(d);
+    body := delivery_json(d, true);
     replayed := false;
     IF p_idempotency_key IS NOT NULL THEN
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
     END IF;
+END $$;
+
+-- The owner sender changes description, external_id and the stops with a JSON
+-- Merge Patch (p_patch: what chalicelib/stops.py checked of it, each value it
+-- sets). The merged result is checked whole (stop_problem, the windows'
+-- order); while created or assigned anything may change, once picked up only
+-- dropoff.instructions and dropoff.contact (409 naming the field), in a final
+-- status nothing (409). A change records delivery.updated with the dotted
+-- paths of the leaves that changed; a patch that changes nothing records no
+-- event. The row lock serializes it with the lifecycle's actions.
+CREATE OR REPLACE FUNCTION patch_delivery(p_token bytea, p_delivery_id bigint, p_patch jsonb,
+    p_idempotency_key text, p_fingerprint bytea,
+    OUT caller_id bigint, OUT body json, OUT replayed boolean)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+    d deliveries;
+    v_old jsonb;
+    v_new jsonb;
+    v_changed text[];
+    v_problem text;
+    v_path text;
+BEGIN
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    IF c.role <> 'sender' THEN
+        IF EXISTS (SELECT 1 FROM deliveries WHERE id = p_delivery_id
+                                              AND courier_id = c.courier_id) THEN
+            PERFORM api_fail(403, 'only the sender of a delivery can change it');
+        END IF;
+        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
+    END IF;
+    caller_id := c.user_id;
+    replayed := false;
+    IF p_idempotency_key IS NOT NULL THEN
+        body := idempotency_claim(c.user_id, p_idempotency_key, p_fingerprint);
+        replayed := body IS NOT NULL;
+        IF replayed THEN
+            RETURN;
+        END IF;
+    END IF;
+    SELECT * INTO d FROM deliveries
+     WHERE id = p_delivery_id AND sender_id = c.sender_id FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
+    END IF;
+    IF d.status IN ('delivered', 'failed', 'cancelled') THEN
+        PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
+    END IF;
+    v_old := delivery_state(d);
+    v_new := json_merge_patch(v_old, p_patch);
+    -- A contact left with neither a name nor a phone is no contact.
+    FOREACH v_path IN ARRAY ARRAY['pickup', 'dropoff'] LOOP
+        IF jsonb_typeof(v_new -> v_path -> 'contact') = 'object'
+           AND v_new -> v_path -> 'contact' ->> 'name' IS NULL
+           AND v_new -> v_path -> 'contact' ->> 'phone' IS NULL THEN
+            v_new := jsonb_set(v_new, ARRAY[v_path, 'contact'], 'null');
+        END IF;
+    END LOOP;
+    v_problem := coalesce(stop_problem(v_new -> 'pickup', 'pickup'),
+                          stop_problem(v_new -> 'dropoff', 'dropoff'));
+    IF v_problem IS NULL
+       AND (v_new -> 'dropoff' -> 'window' ->> 'end')::timestamptz
+           < (v_new -> 'pickup' -> 'window' ->> 'start')::timestamptz THEN
+        v_problem := 'dropoff.window.end: must not be before the pickup window''s start';
+    END IF;
+    IF v_problem IS NOT NULL THEN
+        PERFORM api_fail(400, v_problem);
+    END IF;
+    v_changed := json_changed_paths(v_old, v_new, '');
+    IF cardinality(v_changed) = 0 THEN
+        body := delivery_json(d, true);
+        PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
+        RETURN;
+    END IF;
+    IF d.status = 'picked_up' THEN
+        FOREACH v_path IN ARRAY v_changed LOOP
+            IF v_path NOT LIKE 'dropoff.instructions%' AND v_path NOT LIKE 'dropoff.contact%' THEN
+                PERFORM api_fail(409, format('%s: cannot change once delivery %s is picked_up '
+                                             '(only dropoff.instructions and dropoff.contact can)',
+                                             v_path, d.id));
+            END IF;
+        END LOOP;
+    END IF;
+    BEGIN
+        UPDATE deliveries x
+           SET description = v_new ->> 'description', external_id = v_new ->> 'external_id',
+               pickup_line1 = p.line1, pickup_line2 = p.line2, pickup_city = p.city,
+               pickup_state = p.state, pickup_postal_code = p.postal_code,
+               pickup_country = p.country, pickup_lat = p.lat, pickup_lng = p.lng,
+               pickup_contact_name = p.contact_name, pickup_contact_phone = p.contact_phone,
+               pickup_instructions = p.instructions, pickup_window_start = p.window_start,
+               pickup_window_end = p.window_end,
+               dropoff_line1 = q.line1, dropoff_line2 = q.line2, dropoff_city = q.city,
+               dropoff_state = q.state, dropoff_postal_code = q.postal_code,
+               dropoff_country = q.country, dropoff_lat = q.lat, dropoff_lng = q.lng,
+               dropoff_contact_name = q.contact_name, dropoff_contact_phone = q.contact_phone,
+               dropoff_instructions = q.instructions, dropoff_window_start = q.window_start,
+               dropoff_window_end = q.window_end,
+               dropoff_requires_pin = q.requires_pin AND q.line1 IS NOT NULL,
+               updated_at = now()
+          FROM stop_columns(v_new -> 'pickup') p, stop_columns(v_new -> 'dropoff') q
+         WHERE x.id = d.id
+        RETURNING x.* INTO d;
+    EXCEPTION WHEN unique_violation THEN
+        PERFORM api_fail(409, format('external_id: %s is already used by delivery %s',
+                                     v_new ->> 'external_id',
+                                     (SELECT id FROM deliveries WHERE sender_id = c.sender_id
+                                         AND external_id = v_new ->> 'external_id')));
+    END;
+    PERFORM record_event('delivery.updated', d, d.courier_id, 'sender', c.sender_id,
+                         ',"changed":' || to_json(v_changed));
+    body := delivery_json(d, true);
+    PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
 -- One delivery, for its sender or its courier; 404 for anyone else.
@@ -1019,7 +1487,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
-    SELECT delivery_json(d) INTO v FROM deliveries d
+    SELECT delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id)) INTO v FROM deliveries d
      WHERE d.id = p_delivery_id
        AND (d.sender_id = c.sender_id OR d.courier_id = c.courier_id);
     IF v IS NULL THEN
@@ -1069,7 +1537,7 @@ BEGIN
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     END IF;
-    body := deliveries_page(v_ids, p_page, p_per_page, v_scope);
+    body := deliveries_page(v_ids, p_page, p_per_page, v_scope, c.sender_id, c.courier_id);
 END $$;
 
 -- A courier's deliveries, newest first, filtered: the courier sees all of
@@ -1115,7 +1583,7 @@ BEGIN
              ORDER BY d.created_at DESC, d.id DESC
              LIMIT p_per_page + 1 OFFSET coalesce(p_page, 0)::bigint * p_per_page);
     END IF;
-    body := deliveries_page(v_ids, p_page, p_per_page, v_scope);
+    body := deliveries_page(v_ids, p_page, p_per_page, v_scope, c.sender_id, c.courier_id);
 END $$;
 
 -- The owner sender assigns a delivery (created or assigned) to a courier.
@@ -1163,7 +1631,7 @@ BEGIN
     -- Read again under the lock: a concurrent request may have changed it.
     SELECT * INTO d FROM deliveries WHERE id = p_delivery_id FOR UPDATE;
     IF d.courier_id = p_courier_id AND d.status <> 'cancelled' THEN
-        body := delivery_json(d);
+        body := delivery_json(d, true);
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
@@ -1195,7 +1663,7 @@ BEGIN
                           assignments = assignments + 1, updated_at = now()
      WHERE id = p_delivery_id RETURNING * INTO d;
     PERFORM record_event('delivery.assigned', d, p_courier_id, 'sender', c.sender_id, NULL);
-    body := delivery_json(d);
+    body := delivery_json(d, true);
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
@@ -1259,7 +1727,7 @@ BEGIN
                                      p_action, p_delivery_id));
     END IF;
     IF d.status = v_to AND p_action <> 'unassign' THEN
-        body := delivery_json(d);
+        body := delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id));
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
@@ -1284,7 +1752,7 @@ BEGIN
         d, v_old, c.role, coalesce(c.sender_id, c.courier_id),
         concat(',"reason":' || to_json(p_reason), ',"note":' || to_json(p_note),
                ',"recipient_name":' || to_json(p_recipient_name)));
-    body := delivery_json(d);
+    body := delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id));
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
@@ -1397,17 +1865,45 @@ END $$;
 -- Called by the scheduled function (and make run's sender loop) in bounded
 -- batches: each call costs what it removes, never the size of the table.
 
--- Removes up to p_batch events older than p_days days, taken from the oldest
--- ids (the head of the primary key); their webhook rows and attempts go with
--- them (ON DELETE CASCADE). Returns how many went.
+-- Removes up to p_batch events older than p_days days, oldest first (on
+-- delivery_events_at_idx: with nothing due, one index probe); their webhook
+-- rows and attempts go with them (ON DELETE CASCADE). Returns how many went.
 CREATE OR REPLACE FUNCTION purge_events(p_days integer, p_batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
     v_count integer;
 BEGIN
     DELETE FROM delivery_events
-     WHERE id IN (SELECT e.id FROM delivery_events e ORDER BY e.id LIMIT p_batch)
-       AND at < now() - make_interval(days => p_days);
+     WHERE id IN (SELECT e.id FROM delivery_events e
+                   WHERE e.at < now() - make_interval(days => p_days)
+                   ORDER BY e.at LIMIT p_batch);
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+
+-- Erases the contacts and instructions of up to p_batch deliveries that
+-- reached a final status more than p_days days ago (on
+-- deliveries_personal_data_idx: those already erased are not in it, so a
+-- sweep with nothing due reads one index entry). No event is recorded, and
+-- updated_at stays the time the delivery became final. Returns how many.
+CREATE OR REPLACE FUNCTION erase_contacts(p_days integer, p_batch integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    UPDATE deliveries
+       SET pickup_contact_name = NULL, pickup_contact_phone = NULL, pickup_instructions = NULL,
+           dropoff_contact_name = NULL, dropoff_contact_phone = NULL,
+           dropoff_instructions = NULL
+     WHERE id IN (
+           SELECT d.id FROM deliveries d
+            WHERE d.status IN ('delivered', 'failed', 'cancelled')
+              AND num_nonnulls(d.pickup_contact_name, d.pickup_contact_phone,
+                               d.pickup_instructions, d.dropoff_contact_name,
+                               d.dropoff_contact_phone, d.dropoff_instructions) > 0
+              AND d.updated_at < now() - make_interval(days => p_days)
+            ORDER BY d.updated_at
+            LIMIT p_batch);
     GET DIAGNOSTICS v_count = ROW_COUNT;
     RETURN v_count;
 END $$;

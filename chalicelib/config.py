@@ -57,6 +57,12 @@ def event_retention_days() -> int:
     return _int("EVENT_RETENTION_DAYS", 30, 30, 36500)
 
 
+def contact_retention_days() -> int:
+    """Days after a final status that a delivery's contacts and instructions
+    are kept before the sweep erases them."""
+    return _int("CONTACT_RETENTION_DAYS", 30, 1, 36500)
+
+
 def webhook_allow_http() -> bool:
     """Plain http:// webhook URLs, and ones on loopback or private addresses:
     for local runs only (never on a deployment that others can reach)."""
@@ -114,6 +120,7 @@ def check() -> None:
     auth_rate_per_minute()
     signup_enabled()
     event_retention_days()
+    contact_retention_days()
     _flag("DB_IAM_AUTH", False)
     _int("DB_CONNECT_TIMEOUT", 3, 1, 3600)
     _int("DB_STATEMENT_TIMEOUT_MS", 5000, 0, INT32_MAX)

@@ -2,7 +2,8 @@
 the scheduled function on AWS (before it sends webhooks) and by `make run`'s
 sender loop (once a minute). Each batch is one statement that costs what it
 removes: events past EVENT_RETENTION_DAYS (their webhook rows and attempts
-with them) and idempotency keys past 24 hours."""
+with them), idempotency keys past 24 hours, and the contacts and
+instructions of deliveries final for CONTACT_RETENTION_DAYS."""
 
 import logging
 import time
@@ -27,7 +28,9 @@ def _drain(fn: str, args: tuple, deadline: float) -> int:
 def sweep(seconds: float = 10.0) -> dict[str, int]:
     """One sweep of at most about `seconds`: the rows removed, by kind."""
     deadline = time.monotonic() + seconds
-    removed = {"events": _drain("purge_events", (config.event_retention_days(),), deadline),
+    removed = {"contacts": _drain("erase_contacts", (config.contact_retention_days(),),
+                                  deadline),
+               "events": _drain("purge_events", (config.event_retention_days(),), deadline),
                "idempotency_keys": _drain("purge_idempotency_keys", (), deadline)}
     if any(removed.values()):
         _log.info("retention sweep", extra={"fields": removed})

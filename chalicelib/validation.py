@@ -13,7 +13,9 @@ from chalice import BadRequestError
 
 from chalicelib.errors import PayloadTooLargeError
 
-MAX_BODY_BYTES = 16 * 1024
+# A delivery with both stops at their longest, in characters JSON escapes,
+# is about 20 kB.
+MAX_BODY_BYTES = 32 * 1024
 MAX_ID = 2**63 - 1
 MAX_PAGE = 100_000
 MAX_COST = Decimal("1000000.00")
@@ -21,7 +23,7 @@ VEHICLES = ("bicycle", "scooter", "motorcycle", "car", "van", "truck")
 STATUSES = ("created", "assigned", "picked_up", "delivered", "failed", "cancelled")
 EVENT_TYPES = tuple(f"delivery.{status}" for status in
                     ("created", "assigned", "unassigned", "picked_up", "delivered", "failed",
-                     "cancelled"))
+                     "cancelled", "updated"))
 FAIL_REASONS = ("recipient_unavailable", "address_invalid", "refused", "damaged", "other")
 
 _USERNAME_RE = re.compile(r"[A-Za-z0-9_.-]{3,40}")

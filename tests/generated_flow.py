@@ -27,22 +27,31 @@ from delivery_api_client.api.deliveries import (
     create_delivery,
     deliver_delivery,
     get_delivery,
+    patch_delivery,
     pick_up_delivery,
 )
 from delivery_api_client.api.users import login, me
 from delivery_api_client.models import (
+    AddressInput,
+    ContactInput,
     CourierLogin,
     CourierMe,
     DeliverRequest,
     Delivery,
     DeliveryInput,
+    DeliveryPatch,
     DeliveryStatus,
+    Dropoff,
+    DropoffInput,
     Error,
     ErrorCode,
+    Location,
     LoginRequest,
     Revenue,
     SenderLogin,
     SenderMe,
+    StopInput,
+    StopPatch,
     Vehicle,
 )
 
@@ -64,6 +73,8 @@ class Flow:
     revenue_before: Revenue
     revenue_after: Revenue
     not_found: Error
+    with_stops: Delivery
+    patched: Delivery
 
 
 def expect(value: object, kind: type[T], what: str) -> T:
@@ -160,7 +171,34 @@ def run(base_url: str) -> Flow:
     assert not_found.code is ErrorCode.NOTFOUNDERROR, not_found
     assert str(UNKNOWN_DELIVERY) in not_found.message
 
+    # A delivery with stops, then a merge patch of its dropoff.
+    stops = DeliveryInput(
+        size="10x20x30", cost="9.90",
+        pickup=StopInput(address=AddressInput(line1="Unter den Linden 1", city="Berlin",
+                                              country="de"),
+                         location=Location(lat=52.517037, lng=13.38886)),
+        dropoff=DropoffInput(address=AddressInput(line1="Marienplatz 8", city="München",
+                                                  country="DE", line2="3. OG"),
+                             location=Location(lat=48.137154, lng=11.576124),
+                             contact=ContactInput(name="Ann Lee", phone="+49 89 23300"),
+                             requires_pin=True))
+    with_stops = expect(create_delivery.sync(client=as_sender, body=stops), Delivery,
+                        "POST /deliveries with stops")
+    assert_type(with_stops.distance_m, int | None)
+    dropoff = expect(with_stops.dropoff, Dropoff, "the dropoff")
+    assert dropoff.address.country == "DE" and dropoff.requires_pin is True
+    assert with_stops.distance_m is not None and 503_000 < with_stops.distance_m < 506_000
+    change = StopPatch.from_dict({"instructions": "Call on arrival", "address": {"line2": None}})
+    patched = expect(patch_delivery.sync(with_stops.id, client=as_sender,
+                                         body=DeliveryPatch(dropoff=change)),
+                     Delivery, "PATCH /deliveries/{did}")
+    patched_dropoff = expect(patched.dropoff, Dropoff, "the patched dropoff")
+    assert patched_dropoff.instructions == "Call on arrival"
+    assert patched_dropoff.address.line2 is None
+    assert patched_dropoff.address.line1 == "Marienplatz 8"
+
     return Flow(sender=sender, courier=courier, created=created,
                 replayed_header=again.headers.get("Idempotent-Replayed"),
                 delivered=delivered, revenue_before=revenue_before,
-                revenue_after=revenue_after, not_found=not_found)
+                revenue_after=revenue_after, not_found=not_found,
+                with_stops=with_stops, patched=patched)

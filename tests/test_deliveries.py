@@ -10,7 +10,7 @@ from tests.conftest import assert_error
 
 DELIVERY_KEYS = {"id", "sender_id", "courier_id", "size", "cost", "description",
                  "external_id", "status", "created_at", "assigned_at", "picked_up_at",
-                 "delivered_at", "updated_at"}
+                 "delivered_at", "updated_at", "pickup", "dropoff", "distance_m"}
 RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 MONEY = re.compile(r"\d+\.\d{2}")
 

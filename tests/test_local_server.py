@@ -21,6 +21,7 @@ import psycopg2
 import pytest
 import requests
 
+from chalicelib.validation import MAX_BODY_BYTES
 from tests.conftest import start_chalice_local, stop
 from tools import devdb
 
@@ -202,33 +203,33 @@ def test_huge_content_length_is_413_without_reading_the_body(server):
     reply = _exchange(server["port"], _post(
         "/deliveries", {"Authorization": token, "Content-Length": "99999999999999"},
         DELIVERY))
-    _assert_refused(reply, 413, "body: larger than 16384 bytes")
+    _assert_refused(reply, 413, f"body: larger than {MAX_BODY_BYTES} bytes")
     assert json.loads(reply[2])["Code"] == "PayloadTooLargeError"
     assert reply[1]["cache-control"] == "no-store"
     assert reply[3] < 2, f"took {reply[3]:.2f}s"
     assert _deliveries(server["db"]) == before
     # Too many digits for int() to parse is too large all the same.
     longest = _exchange(server["port"], _post("/deliveries", {"Content-Length": "9" * 5000}))
-    _assert_refused(longest, 413, "body: larger than 16384 bytes")
+    _assert_refused(longest, 413, f"body: larger than {MAX_BODY_BYTES} bytes")
     _assert_still_serving(server)
 
 
 def test_body_over_the_limit_is_413_and_expect_continue_gets_no_100(server):
-    over = 16 * 1024 + 1
+    over = MAX_BODY_BYTES + 1
     sent = _exchange(server["port"], _post("/auth", {"Content-Length": str(over)},
                                            b" " * over))
-    _assert_refused(sent, 413, "body: larger than 16384 bytes")
+    _assert_refused(sent, 413, f"body: larger than {MAX_BODY_BYTES} bytes")
     expecting = _exchange(server["port"], _post(
         "/auth", {"Content-Length": str(over), "Expect": "100-continue"}))
-    _assert_refused(expecting, 413, "body: larger than 16384 bytes")
+    _assert_refused(expecting, 413, f"body: larger than {MAX_BODY_BYTES} bytes")
     assert b"100 Continue" not in expecting[2]
 
 
 def test_body_at_the_limit_reaches_the_app(server):
-    """The guard is the app's limit, not a smaller one: 16 KiB of JSON (with
+    """The guard is the app's limit, not a smaller one: MAX_BODY_BYTES of JSON (with
     leading zeros on its length) is read and answered by the app."""
     body = json.dumps({"size": "bad", "cost": "1.00"}).encode()
-    body += b" " * (16 * 1024 - len(body))
+    body += b" " * (MAX_BODY_BYTES - len(body))
     reply = _exchange(server["port"], _post(
         "/deliveries", {"Content-Length": f"000{len(body)}", "Connection": "close"}, body))
     assert reply[0] in (400, 401), reply

@@ -76,10 +76,17 @@ def _authenticated_calls(scene):
                 f"&created_from=2020-01-01&courier_id={c['courier_id']}", None, s["token"],
          "list_sender_deliveries"),
         ("GET", "/couriers?per_page=1", None, s["token"], "list_couriers"),
+        ("POST", "/deliveries", {"size": "1x2x3", "cost": 5, "pickup": {
+            "address": {"line1": "A 1", "city": "Berlin", "country": "DE"},
+            "contact": {"phone": "+49 30 901820"}}, "dropoff": {
+            "address": {"line1": "B 2", "city": "Berlin", "country": "DE"},
+            "location": {"lat": 52.5, "lng": 13.4}}}, s["token"], "create_delivery"),
+        ("PATCH", f"/deliveries/{d}", {"description": "patched"}, s["token"],
+         "patch_delivery"),
     ]
 
 
-@pytest.mark.parametrize("index", range(20))
+@pytest.mark.parametrize("index", range(22))
 def test_authenticated_endpoint_sends_exactly_one_statement(wire, api, scene, index):
     method, path, body, token, function = _authenticated_calls(scene)[index]
     reply, statements = _statements(wire, api, method, path, body, token)

@@ -11,7 +11,7 @@ PORT   ?= 8000
 CHECK_WORKERS ?= 2
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ bench-webhooks: $(VENV)/.installed
 # section of `make bench`).
 bench-writers: $(VENV)/.installed
 	$(PY) -m bench.writers
+
+# `make bench-stops`: a create with both stops against one without, and the reads
+# with stops against without, in alternating slices; the retention sweep on 1M
+# deliveries with stops (a few minutes).
+bench-stops: $(VENV)/.installed
+	$(PY) -m bench.stops
 
 # `make bench-flood`: the login flood of 40 clients from one address against
 # make run's server (about 30 s).

@@ -306,7 +306,10 @@ def send_webhooks(event: object) -> None:
     attempts in flight at the end finish within their 10 s)."""
     from chalicelib import retention, webhooks
 
-    retention.sweep(seconds=5)
+    try:
+        retention.sweep(seconds=5)
+    except Exception:  # never at the cost of this minute's webhooks; the next sweeps again
+        app.log.exception("retention sweep failed")
     webhooks.run(seconds=40)
 
 

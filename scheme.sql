@@ -427,6 +427,8 @@ ALTER TABLE deliveries
     ADD COLUMN dropoff_window_start timestamptz, ADD COLUMN dropoff_window_end timestamptz,
     ADD COLUMN dropoff_requires_pin boolean NOT NULL DEFAULT false,
     ADD COLUMN dropoff_json text,
+    -- How many PATCHes changed the delivery: a bound on its history.
+    ADD COLUMN edits integer NOT NULL DEFAULT 0,
     -- Haversine on a sphere of 6,371,008.8 m (the mean Earth radius), whole metres.
     ADD COLUMN distance_m integer GENERATED ALWAYS AS (CASE
         WHEN num_nulls(pickup_lat, pickup_lng, dropoff_lat, dropoff_lng) = 0 THEN
@@ -528,6 +530,11 @@ END $$;
 -- cannot grow one delivery without end.
 CREATE OR REPLACE FUNCTION max_assignments() RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT 20 $$;
+
+-- How many PATCHes may change one delivery: with max_assignments, its whole
+-- history fits in one page of 100 events (1 + 2 x 20 + 2 + 50).
+CREATE OR REPLACE FUNCTION max_edits() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT 50 $$;
 
 -- How many deliveries a courier may hold per UTC calendar day.
 CREATE OR REPLACE FUNCTION daily_limit() RETURNS integer
@@ -1434,6 +1441,10 @@ BEGIN
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
+    IF d.edits >= max_edits() THEN
+        PERFORM api_fail(409, format('did: delivery %s has been changed %s times, the most '
+                                     'one delivery may be', d.id, d.edits));
+    END IF;
     IF d.status = 'picked_up' THEN
         FOREACH v_path IN ARRAY v_changed LOOP
             IF v_path NOT LIKE 'dropoff.instructions%' AND v_path NOT LIKE 'dropoff.contact%' THEN
@@ -1459,7 +1470,7 @@ BEGIN
                dropoff_instructions = q.instructions, dropoff_window_start = q.window_start,
                dropoff_window_end = q.window_end,
                dropoff_requires_pin = q.requires_pin AND q.line1 IS NOT NULL,
-               updated_at = now()
+               edits = x.edits + 1, updated_at = now()
           FROM stop_columns(v_new -> 'pickup') p, stop_columns(v_new -> 'dropoff') q
          WHERE x.id = d.id
         RETURNING x.* INTO d;
@@ -1882,15 +1893,17 @@ BEGIN
 END $$;
 
 -- Erases the contacts and instructions of up to p_batch deliveries that
--- reached a final status more than p_days days ago (on
+-- reached a final status more than p_days days ago, and the instructions in
+-- their events (on
 -- deliveries_personal_data_idx: those already erased are not in it, so a
 -- sweep with nothing due reads one index entry). No event is recorded, and
 -- updated_at stays the time the delivery became final. Returns how many.
 CREATE OR REPLACE FUNCTION erase_contacts(p_days integer, p_batch integer) RETURNS integer
 LANGUAGE plpgsql AS $$
 DECLARE
-    v_count integer;
+    v_ids bigint[];
 BEGIN
+    WITH erased AS (
     UPDATE deliveries
        SET pickup_contact_name = NULL, pickup_contact_phone = NULL, pickup_instructions = NULL,
            dropoff_contact_name = NULL, dropoff_contact_phone = NULL,
@@ -1903,9 +1916,21 @@ BEGIN
                                d.dropoff_contact_phone, d.dropoff_instructions) > 0
               AND d.updated_at < now() - make_interval(days => p_days)
             ORDER BY d.updated_at
-            LIMIT p_batch);
-    GET DIAGNOSTICS v_count = ROW_COUNT;
-    RETURN v_count;
+            LIMIT p_batch)
+    RETURNING id)
+    SELECT array_agg(id) INTO v_ids FROM erased;
+    -- Their events carried the instructions (never a contact): null there too.
+    UPDATE delivery_events e
+       SET data = (SELECT CASE WHEN jsonb_typeof(j -> 'dropoff') = 'object'
+                               THEN jsonb_set(j, '{dropoff,instructions}', 'null') ELSE j END
+                     FROM (SELECT CASE WHEN jsonb_typeof(x -> 'pickup') = 'object'
+                                       THEN jsonb_set(x, '{pickup,instructions}', 'null')
+                                       ELSE x END AS j
+                             FROM (SELECT e.data::jsonb AS x) a) b)::json
+     WHERE e.delivery_id = ANY (v_ids)
+       AND (e.data -> 'pickup' ->> 'instructions' IS NOT NULL
+            OR e.data -> 'dropoff' ->> 'instructions' IS NOT NULL);
+    RETURN coalesce(cardinality(v_ids), 0);
 END $$;
 
 -- Removes up to p_batch idempotency keys past their 24 hours, oldest first

@@ -18,11 +18,12 @@ def _drain(fn: str, args: tuple, deadline: float) -> int:
     """Calls a purge function until a batch comes back short (nothing more is
     due) or the deadline passes; returns how many rows went."""
     total = 0
-    while True:
+    while time.monotonic() < deadline:
         (removed,), = conn.rows(fn, *args, BATCH)
         total += removed
-        if removed < BATCH or time.monotonic() >= deadline:
-            return total
+        if removed < BATCH:
+            break
+    return total
 
 
 def sweep(seconds: float = 10.0) -> dict[str, int]:

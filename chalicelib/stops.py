@@ -48,6 +48,21 @@ def _object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+def _free_text(value: Any, path: str, shortest: int, longest: int) -> str:
+    """Free text (instructions): line breaks and tabs allowed; no NUL, no other
+    control character, no lone surrogate."""
+    if not isinstance(value, str):
+        raise _fail(path, "must be a string")
+    if not shortest <= len(value) <= longest:
+        raise _fail(path, f"must be {shortest} to {longest} characters long")
+    if _CONTROL_RE.search(value.translate(_LINE_BREAKS)):
+        raise _fail(path, "must not contain control characters other than line breaks and tabs")
+    return value
+
+
+_LINE_BREAKS = str.maketrans("", "", "\n\r\t")
+
+
 def _text(value: Any, path: str, shortest: int, longest: int) -> str:
     """A string of shortest..longest characters without control characters
     (a line break in an address line is a mistake), that PostgreSQL stores."""
@@ -155,6 +170,8 @@ def _address(value: Any, path: str) -> dict[str, Any]:
     address: dict[str, Any] = {}
     for field, (shortest, longest, required) in _ADDRESS_LIMITS.items():
         raw = given.get(field)
+        if raw == "" and not required:
+            raw = None  # an empty optional line is no line
         if raw is None:
             if required:
                 raise _fail(f"{path}.{field}", "is required")
@@ -209,7 +226,7 @@ def _stop(value: Any, kind: str, now: datetime) -> dict[str, Any] | None:
         "contact": None if given.get("contact") is None
         else _contact(given["contact"], f"{kind}.contact"),
         "instructions": None if given.get("instructions") is None
-        else _text(given["instructions"], f"{kind}.instructions", 0, 500),
+        else _free_text(given["instructions"], f"{kind}.instructions", 0, 500),
         "window": None if given.get("window") is None
         else _window(given["window"], f"{kind}.window", now),
     }
@@ -268,6 +285,11 @@ def _text_check(shortest: int, longest: int):
     return lambda value, path: _text(value, path, shortest, longest)
 
 
+def _optional_check(longest: int):
+    """An optional line: up to `longest` characters; empty reads as null."""
+    return lambda value, path: None if value == "" else _text(value, path, 1, longest)
+
+
 def _postal(value: Any, path: str) -> str:
     text = _text(value, path, 1, 20)
     if not _POSTAL_RE.fullmatch(text):
@@ -279,8 +301,8 @@ def _stop_patch(value: Any, kind: str, now: datetime) -> dict[str, Any] | None:
     if value is None:
         return None
     given = _object(value, kind)
-    address_fields = {"line1": _text_check(1, 200), "line2": _text_check(1, 200),
-                      "city": _text_check(1, 100), "state": _text_check(1, 100),
+    address_fields = {"line1": _text_check(1, 200), "line2": _optional_check(200),
+                      "city": _text_check(1, 100), "state": _optional_check(100),
                       "postal_code": _postal, "country": country}
     fields = {
         "address": lambda v, p: _patch_object(v, p, address_fields,
@@ -290,7 +312,7 @@ def _stop_patch(value: Any, kind: str, now: datetime) -> dict[str, Any] | None:
             required=("lat", "lng")),
         "contact": lambda v, p: _patch_object(v, p, {
             "name": lambda x, q: _text(x, q, 1, 128).strip(), "phone": phone}),
-        "instructions": _text_check(0, 500),
+        "instructions": lambda v, p: _free_text(v, p, 0, 500),
         "window": lambda v, p: _patch_object(v, p, {
             "start": lambda x, q: _window_bound(x, q, now, end=False),
             "end": lambda x, q: _window_bound(x, q, now, end=True)},

@@ -301,7 +301,12 @@ def test_contacts_and_instructions_are_erased_after_the_retention(api, cast, db)
         assert erased[kind]["address"] == old[kind]["address"]
     assert erased["updated_at"] == api.get(f"/deliveries/{old['id']}",
                                            token=sender["token"]).json["updated_at"]
-    assert len(history(api, sender, old["id"])) == events_before  # no event
+    events = history(api, sender, old["id"])
+    assert len(events) == events_before  # no event
+    for event in events:  # and the events no longer carry the instructions
+        for kind in ("pickup", "dropoff"):
+            assert event["data"][kind]["instructions"] is None
+            assert event["data"][kind]["address"] == old[kind]["address"]
     # Not final yet, or final too recently: kept.
     for made in (young, active):
         kept = api.get(f"/deliveries/{made['id']}", token=sender["token"]).json
@@ -309,3 +314,29 @@ def test_contacts_and_instructions_are_erased_after_the_retention(api, cast, db)
     with db.cursor() as cur:
         cur.execute("SELECT erase_contacts(30, 1000)")
         assert cur.fetchone()[0] == 0  # nothing more is due
+
+
+def test_instructions_may_have_line_breaks_and_empty_optional_lines_read_as_null(api, cast):
+    body = full_stops()
+    body["dropoff"]["instructions"] = "Ring twice\nThird floor\tleft"
+    body["dropoff"]["address"].update(line2="", state="")
+    made = create(api, cast, **body)
+    assert made["dropoff"]["instructions"] == "Ring twice\nThird floor\tleft"
+    assert made["dropoff"]["address"]["line2"] is None and made["dropoff"]["address"]["state"] \
+        is None
+    body["dropoff"]["instructions"] = "no\x07bell"
+    reply = api.post("/deliveries", {"size": "1x1x1", "cost": 1, **body},
+                     token=cast["sender"]["token"])
+    assert_error(reply, 400, "dropoff.instructions")
+
+
+def test_a_delivery_is_changed_at_most_fifty_times(api, cast, db):
+    made = create(api, cast, **full_stops())
+    with db.cursor() as cur:
+        cur.execute("UPDATE deliveries SET edits = 49 WHERE id = %s", (made["id"],))
+    assert patch(api, cast["sender"], made["id"], {"description": "the 50th"}).status == 200
+    refused = patch(api, cast["sender"], made["id"], {"description": "the 51st"})
+    assert_error(refused, 409, "did")
+    assert "changed 50 times" in refused.json["Message"]
+    # A patch that changes nothing is still answered.
+    assert patch(api, cast["sender"], made["id"], {"description": "the 50th"}).status == 200

@@ -56,7 +56,7 @@ def body_with(base: dict, field: str, value: object) -> bytes:
 
 BODY_ENDPOINTS = ["/signup", "/auth", "/deliveries", "/add_delivery"]
 
-BIG_JSON = json.dumps({"size": "1x1x1", "cost": 1, "description": "x" * 40_000}).encode()
+BIG_JSON = json.dumps({"size": "1x1x1", "cost": 1, "description": "x" * 80_000}).encode()
 
 BODY_CASES = [
     # id, raw body, extra headers, status, field named
@@ -77,8 +77,8 @@ BODY_CASES = [
     ("infinity-inside", b'{"cost": -Infinity, "size": "1x1x1"}', {}, 400, "body"),
     ("deep-arrays", b"[" * 5000 + b"]" * 5000, {}, 400, "body"),
     ("deep-objects", b'{"a":' * 2000 + b"1" + b"}" * 2000, {}, 400, "body"),
-    ("40kb-json", BIG_JSON, {}, 413, "body"),
-    ("40kb-junk", b"x" * 40_960, {}, 413, "body"),
+    ("80kb-json", BIG_JSON, {}, 413, "body"),
+    ("80kb-junk", b"x" * 81_920, {}, 413, "body"),
     ("limit-plus-1", b" " * (MAX_BODY_BYTES + 1), {}, 413, "body"),
     ("text-plain", b'{"size": "1x1x1", "cost": 1}', {"Content-Type": "text/plain"},
      415, "Content-Type"),

@@ -114,7 +114,7 @@ class Writer:
         cur = self.connections[design].cursor()
         try:
             cur.execute("SELECT body::text FROM create_delivery(%s, 1, 2, 3, 4.5, NULL, NULL,"
-                        " NULL, NULL)", (s["digest"],))
+                        " NULL, NULL, NULL, NULL)", (s["digest"],))
             did = json.loads(cur.fetchone()[0])["id"]
             steps = (("SELECT 1 FROM assign_delivery(%s, %s, %s, NULL, NULL)",
                       (s["digest"], did, a["id"])),

@@ -216,7 +216,8 @@ def test_feed_followed_during_late_commits_sees_every_event_once_in_order(people
             while time.monotonic() < stop_at:
                 with db, db.cursor() as cur:  # one transaction
                     cur.execute("SELECT * FROM create_delivery("
-                                "%s, 1, 2, 3, 4.5, NULL, NULL, NULL, NULL)", (digest,))
+                                "%s, 1, 2, 3, 4.5, NULL, NULL, NULL, NULL, NULL, NULL)",
+                                (digest,))
                     time.sleep(rng.random() * 0.05)
         except BaseException as exc:  # reported by the test
             errors.append(exc)

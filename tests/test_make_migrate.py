@@ -46,7 +46,7 @@ def test_make_migrate_twice_keeps_the_data(server_url):
         rows(url, f"SELECT * FROM login_record('kept_user', (SELECT id FROM users WHERE"
                   f" username = 'kept_user'), true, '\\x{token.hex()}'::bytea, 3600, NULL)")
         rows(url, f"SELECT * FROM create_delivery('\\x{token.hex()}'::bytea,"
-                  " 1, 2, 3, 9.99, 'kept', NULL, NULL, NULL)")
+                  " 1, 2, 3, 9.99, 'kept', NULL, NULL, NULL, NULL, NULL)")
         before = rows(url, "SELECT u.username, s.company_name, d.cost, d.description"
                            "  FROM users u JOIN senders s ON s.user_id = u.id"
                            "  JOIN deliveries d ON d.sender_id = s.id")

@@ -30,3 +30,17 @@ def test_github_workflow_runs_the_same_make_targets():
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs == ["make lint", "make test"]
     assert job["services"]["postgres"]["image"].startswith("postgres:")
+
+
+def test_no_tracked_file_names_a_path_of_a_developers_machine():
+    """A clone elsewhere has no such folder: configs, docs and comments name
+    files by their place in the repository."""
+    import subprocess
+
+    needle = "/" + "work/"  # this machine's checkouts live there
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    named = [name for name in tracked
+             if (ROOT / name).is_file() and (ROOT / name).stat().st_size < 2_000_000
+             and needle in (ROOT / name).read_text(errors="replace")]
+    assert named == []

@@ -149,6 +149,38 @@ def backend_cpu_ns(conn: Any) -> int | None:
         return None
 
 
+def two_in_slices(app: Any, kinds: tuple[str, str], events: Callable[[str], list],
+                  slices: int, status: int) -> dict[str, Any]:
+    """Two kinds of request through the Lambda entry point (app.app) in
+    alternating slices; events(kind) gives one slice's events, made before its
+    clocks start. Per kind: req/s, and CPU per request of this process and of
+    the database backend; cpu_ratio is the second kind's CPU over the first's."""
+    from chalicelib import conn
+
+    totals = {kind: [0.0, 0, 0.0, 0] for kind in kinds}  # wall, backend ns, cpu, requests
+    for round_ in range(slices):
+        for kind in kinds if round_ % 2 == 0 else kinds[::-1]:
+            batch = events(kind)
+            backend = conn.connection()
+            server0, cpu0, wall0 = backend_cpu_ns(backend), time.process_time(), time.perf_counter()
+            for event in batch:
+                reply = app.app(event, LambdaContext())
+                assert reply["statusCode"] == status, reply
+            total = totals[kind]
+            total[0] += time.perf_counter() - wall0
+            total[2] += time.process_time() - cpu0
+            total[3] += len(batch)
+            server1 = backend_cpu_ns(backend)
+            if server0 is not None and server1 is not None:
+                total[1] += server1 - server0
+    out: dict[str, Any] = {
+        kind: {"req_per_s": n / wall, "python_us": cpu / n * 1e6, "postgres_us": ns / n / 1e3}
+        for kind, (wall, ns, cpu, n) in totals.items()}
+    cpu = {kind: out[kind]["python_us"] + out[kind]["postgres_us"] for kind in kinds}
+    out["cpu_ratio"] = cpu[kinds[1]] / cpu[kinds[0]]
+    return out
+
+
 class CpuMeter:
     """CPU per request of this process and of one server backend, over the slices."""
 

@@ -23,7 +23,7 @@ import psycopg2
 
 from bench.database import database
 from bench.events import LambdaContext, rest_event
-from bench.measure import backend_cpu_ns
+from bench.measure import two_in_slices
 from tools import devdb
 
 
@@ -68,7 +68,6 @@ def _sender(app: Any, name: str) -> tuple[str, int]:
 
 def pairs(slices: int, per_slice: int) -> dict[str, dict[str, float]]:
     import app
-    from chalicelib import conn
 
     plain_token, plain_id = _sender(app, f"plain{int(time.time())}")
     stops_token, stops_id = _sender(app, f"stops{int(time.time())}")
@@ -96,28 +95,12 @@ def pairs(slices: int, per_slice: int) -> dict[str, dict[str, float]]:
     }
     out: dict[str, dict[str, float]] = {}
     for name, case in cases.items():
-        totals = {"plain": [0.0, 0, 0.0], "stops": [0.0, 0, 0.0]}  # wall, backend ns, cpu
-        for round_ in range(slices):
-            for kind in ("plain", "stops") if round_ % 2 == 0 else ("stops", "plain"):
-                event = case[kind]
-                backend = conn.connection()
-                server0, cpu0 = backend_cpu_ns(backend), time.process_time()
-                wall0 = time.perf_counter()
-                for _ in range(per_slice):
-                    reply = app.app(event, LambdaContext())
-                    assert reply["statusCode"] == case["status"], reply
-                totals[kind][0] += time.perf_counter() - wall0
-                totals[kind][2] += time.process_time() - cpu0
-                server1 = backend_cpu_ns(backend)
-                if server0 is not None and server1 is not None:
-                    totals[kind][1] += server1 - server0
-        n = slices * per_slice
-        figures = {kind: {"req_per_s": n / wall, "python_us": cpu / n * 1e6,
-                          "postgres_us": ns / n / 1e3}
-                   for kind, (wall, ns, cpu) in totals.items()}
-        cpu = {k: v["python_us"] + v["postgres_us"] for k, v in figures.items()}
-        out[name] = {**{f"{k}_{m}": v for k, f in figures.items() for m, v in f.items()},
-                     "cpu_ratio": cpu["stops"] / cpu["plain"]}
+        figures = two_in_slices(app, ("plain", "stops"),
+                                lambda kind, case=case: [case[kind]] * per_slice,
+                                slices, case["status"])
+        out[name] = {**{f"{kind}_{m}": v for kind in ("plain", "stops")
+                        for m, v in figures[kind].items()},
+                     "cpu_ratio": figures["cpu_ratio"]}
         log(f"{name}: {out[name]['cpu_ratio']:.2f}x")
     return out
 

@@ -26,7 +26,7 @@ import requests
 
 from bench.database import database
 from bench.events import LambdaContext, rest_event
-from bench.measure import backend_cpu_ns, percentile
+from bench.measure import percentile, two_in_slices
 from tools import devdb, local_process
 from tools.black_hole import BlackHole
 
@@ -42,44 +42,23 @@ def log(message: str) -> None:
 
 def keyed_against_unkeyed(slices: int, per_slice: int) -> dict:
     import app
-    from chalicelib import conn
 
     login = app.app(rest_event("POST", "/auth", body={"username": "sender", "password": "pass"}),
                     LambdaContext())
     token = json.loads(login["body"])["token"]
     body = {"size": "10x20x30", "cost": "12.50", "description": "bench"}
     plain = rest_event("POST", "/deliveries", body=body, token=token)
-    figures = {"unkeyed": [0.0, 0, 0.0], "keyed": [0.0, 0, 0.0]}  # wall, backend ns, cpu
-    serial = 0
-    for round_ in range(slices):
-        for kind in ("unkeyed", "keyed") if round_ % 2 == 0 else ("keyed", "unkeyed"):
-            events = []
-            for _ in range(per_slice):
-                serial += 1
-                if kind == "keyed":
-                    event = rest_event("POST", "/deliveries", body=body, token=token)
-                    event["headers"]["Idempotency-Key"] = f"bench-{serial}"
-                    event["multiValueHeaders"]["Idempotency-Key"] = [f"bench-{serial}"]
-                    events.append(event)
-                else:
-                    events.append(plain)
-            backend = conn.connection()
-            server0, cpu0, wall0 = backend_cpu_ns(backend), time.process_time(), time.perf_counter()
-            for event in events:
-                reply = app.app(event, LambdaContext())
-                assert reply["statusCode"] == 201, reply
-            figures[kind][0] += time.perf_counter() - wall0
-            figures[kind][2] += time.process_time() - cpu0
-            server1 = backend_cpu_ns(backend)
-            if server0 is not None and server1 is not None:
-                figures[kind][1] += server1 - server0
-    n = slices * per_slice
-    out = {kind: {"req_per_s": n / wall, "python_us": cpu / n * 1e6,
-                  "postgres_us": ns / n / 1e3}
-           for kind, (wall, ns, cpu) in figures.items()}
-    cpu = {kind: v["python_us"] + v["postgres_us"] for kind, v in out.items()}
-    out["cpu_ratio"] = cpu["keyed"] / cpu["unkeyed"]
-    return out
+    serial = iter(range(1, 2**62))
+
+    def keyed() -> dict:
+        event = rest_event("POST", "/deliveries", body=body, token=token)
+        key = f"bench-{next(serial)}"
+        event["headers"]["Idempotency-Key"] = key
+        event["multiValueHeaders"]["Idempotency-Key"] = [key]
+        return event
+
+    return two_in_slices(app, ("unkeyed", "keyed"), lambda kind: [
+        keyed() if kind == "keyed" else plain for _ in range(per_slice)], slices, 201)
 
 
 # ---------------------------------------------------------------- the sender

@@ -1244,6 +1244,24 @@ END $$;
 
 -- ---------------------------------------------------------------- deliveries
 
+-- A sender's action asked by a courier: 403 for the delivery's own courier
+-- (the other party), 404 for anyone else (existence does not leak). Nothing
+-- for a sender.
+CREATE OR REPLACE FUNCTION refuse_unless_sender(p_role text, p_courier_id bigint,
+                                                p_delivery_id bigint, p_verb text)
+RETURNS void
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF p_role = 'sender' THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM deliveries WHERE id = p_delivery_id
+                                          AND courier_id = p_courier_id) THEN
+        PERFORM api_fail(403, format('only the sender of a delivery can %s it', p_verb));
+    END IF;
+    PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
+END $$;
+
 -- The feed key of an event written now: never below the writing
 -- transaction's own id (so that a reader, who stops below the oldest running
 -- transaction, never passes an event that can still commit), and at least the
@@ -1391,13 +1409,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
-    IF c.role <> 'sender' THEN
-        IF EXISTS (SELECT 1 FROM deliveries WHERE id = p_delivery_id
-                                              AND courier_id = c.courier_id) THEN
-            PERFORM api_fail(403, 'only the sender of a delivery can change it');
-        END IF;
-        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
-    END IF;
+    PERFORM refuse_unless_sender(c.role, c.courier_id, p_delivery_id, 'change');
     caller_id := c.user_id;
     replayed := false;
     IF p_idempotency_key IS NOT NULL THEN
@@ -1615,13 +1627,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
-    IF c.role <> 'sender' THEN
-        IF EXISTS (SELECT 1 FROM deliveries WHERE id = p_delivery_id
-                                              AND courier_id = c.courier_id) THEN
-            PERFORM api_fail(403, 'only the sender of a delivery can assign it');
-        END IF;
-        PERFORM api_fail(404, format('delivery %s not found', p_delivery_id));
-    END IF;
+    PERFORM refuse_unless_sender(c.role, c.courier_id, p_delivery_id, 'assign');
     caller_id := c.user_id;
     replayed := false;
     IF p_idempotency_key IS NOT NULL THEN

@@ -168,9 +168,8 @@ def patch_delivery(did: str) -> Response:
 
     delivery_id = validation.positive_id(did, "did")
     body = _body()
-    change = json.dumps(stops.patch(body, None), default=stops.json_default,
-                        separators=(",", ":"), ensure_ascii=False)
-    return _write("patch_delivery", delivery_id, change, body=body)[0]
+    return _write("patch_delivery", delivery_id, stops.to_json(stops.patch(body)),
+                  body=body)[0]
 
 
 @app.route("/deliveries/sender/{sid}", methods=["GET"], content_types=[])

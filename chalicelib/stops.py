@@ -356,30 +356,20 @@ def patch(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------- to the database
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+def _json_value(value: Any) -> Any:
+    """json.dumps' default for what a checked stop or patch holds."""
     if isinstance(value, datetime):
         return instant_text(value)
     if isinstance(value, Decimal):
         # At most 3 + 6 digits: a float carries them exactly and JSON writes
         # the shortest digits that read back as it.
         return float(value)
-    return value
-
-
-def json_default(value: Any) -> Any:
-    """json.dumps' default for what a checked patch holds."""
-    if isinstance(value, datetime):
-        return instant_text(value)
-    if isinstance(value, Decimal):
-        return float(value)
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
 def to_json(value: dict[str, Any] | None) -> str | None:
-    """The JSON text the database reads (windows as RFC 3339 in UTC,
-    coordinates as their six-decimal digits)."""
+    """The JSON text the database reads of a checked stop or patch (windows as
+    RFC 3339 in UTC, coordinates as their six-decimal digits)."""
     if value is None:
         return None
-    return json.dumps(_plain(value), separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, default=_json_value, separators=(",", ":"), ensure_ascii=False)

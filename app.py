@@ -139,7 +139,7 @@ def _create_delivery(status: int) -> Response:
         from chalicelib import stops
 
         found = stops.stops(body)
-        pickup, dropoff = stops.to_json(found["pickup"]), stops.to_json(found["dropoff"])
+        pickup, dropoff = stops.row(found["pickup"]), stops.row(found["dropoff"])
     return _write("create_delivery", length, width, height, cost, description, external_id,
                   pickup, dropoff, body=body, status=status)[0]
 

@@ -493,6 +493,18 @@ DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeri
 DROP FUNCTION IF EXISTS deliveries_page(bigint[], integer, integer, text);
 $step$);
 
+-- A new delivery's stop as create_delivery takes it: one typed value per
+-- stop (a row of its columns), not JSON the database would parse and take
+-- apart again. requires_pin is NULL for a pickup.
+SELECT pg_temp.migration_step(9, 'stop_input', $step$
+CREATE TYPE stop_input AS (line1 text, line2 text, city text, state text, postal_code text,
+    country text, lat numeric, lng numeric, contact_name text, contact_phone text,
+    instructions text, window_start timestamptz, window_end timestamptz,
+    requires_pin boolean);
+DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeric, text, text,
+                                        jsonb, jsonb, text, bytea);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -1312,12 +1324,13 @@ BEGIN
 END $$;
 
 -- Senders only: a new delivery of the caller's company (status created), with
--- its stops (p_pickup, p_dropoff: JSON that chalicelib/stops.py checked, or
--- NULL), and its delivery.created event; 409 when the sender already used
+-- its stops (p_pickup, p_dropoff: what chalicelib/stops.py checked, or NULL),
+-- and its delivery.created event; 409 when the sender already used
 -- external_id.
 CREATE OR REPLACE FUNCTION create_delivery(
     p_token bytea, p_length integer, p_width integer, p_height integer,
-    p_cost numeric, p_description text, p_external_id text, p_pickup jsonb, p_dropoff jsonb,
+    p_cost numeric, p_description text, p_external_id text, p_pickup stop_input,
+    p_dropoff stop_input,
     p_idempotency_key text, p_fingerprint bytea,
     OUT caller_id bigint, OUT body json, OUT replayed boolean)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
@@ -1359,15 +1372,17 @@ BEGIN
                 dropoff_country, dropoff_lat, dropoff_lng, dropoff_contact_name,
                 dropoff_contact_phone, dropoff_instructions, dropoff_window_start,
                 dropoff_window_end, dropoff_requires_pin)
-            SELECT c.sender_id, p_length, p_width, p_height, p_cost, p_description,
+            VALUES (c.sender_id, p_length, p_width, p_height, p_cost, p_description,
                    p_external_id,
-                   p.line1, p.line2, p.city, p.state, p.postal_code, p.country, p.lat, p.lng,
-                   p.contact_name, p.contact_phone, p.instructions, p.window_start,
-                   p.window_end,
-                   q.line1, q.line2, q.city, q.state, q.postal_code, q.country, q.lat, q.lng,
-                   q.contact_name, q.contact_phone, q.instructions, q.window_start,
-                   q.window_end, q.requires_pin
-              FROM stop_columns(p_pickup) p, stop_columns(p_dropoff) q
+                   (p_pickup).line1, (p_pickup).line2, (p_pickup).city, (p_pickup).state,
+                   (p_pickup).postal_code, (p_pickup).country, (p_pickup).lat,
+                   (p_pickup).lng, (p_pickup).contact_name, (p_pickup).contact_phone,
+                   (p_pickup).instructions, (p_pickup).window_start, (p_pickup).window_end,
+                   (p_dropoff).line1, (p_dropoff).line2, (p_dropoff).city, (p_dropoff).state,
+                   (p_dropoff).postal_code, (p_dropoff).country, (p_dropoff).lat,
+                   (p_dropoff).lng, (p_dropoff).contact_name, (p_dropoff).contact_phone,
+                   (p_dropoff).instructions, (p_dropoff).window_start,
+                   (p_dropoff).window_end, coalesce((p_dropoff).requires_pin, false))
             RETURNING * INTO d;
         END IF;
     EXCEPTION WHEN unique_violation THEN

@@ -16,6 +16,11 @@ failed. Each step follows the previous one by a few hours at most (and before
 today's midnight): assigned within 6 hours of creation, picked up within 4 of
 assignment, delivered or failed within 8 of pickup, cancelled within a day.
 
+Stops: every other delivery has a pickup and a dropoff in Berlin, with locations
+(so a distance), a dropoff window, and contacts and instructions unless it has been
+final for 30 days (the retention sweep would have erased them); 30 % of those
+dropoffs require a PIN.
+
 Events: every delivery gets the events of its history (delivery.created, then
 .assigned, .picked_up, .delivered or .failed, or .cancelled), each with the
 delivery as it was right after that change, as record_event writes them; ids
@@ -98,7 +103,13 @@ _DELIVERIES = """
 SELECT setseed(%(seed)s);
 INSERT INTO deliveries (sender_id, courier_id, length_cm, width_cm, height_cm, cost,
                         description, status, created_at, assigned_at, picked_up_at,
-                        delivered_at, updated_at)
+                        delivered_at, updated_at,
+                        pickup_line1, pickup_city, pickup_postal_code, pickup_country,
+                        pickup_lat, pickup_lng, pickup_contact_name, pickup_contact_phone,
+                        pickup_instructions, dropoff_line1, dropoff_line2, dropoff_city,
+                        dropoff_postal_code, dropoff_country, dropoff_lat, dropoff_lng,
+                        dropoff_contact_name, dropoff_contact_phone, dropoff_instructions,
+                        dropoff_window_start, dropoff_window_end, dropoff_requires_pin)
 SELECT r.sender_id,
        CASE WHEN a.assigned_at IS NOT NULL THEN r.courier_id END,
        r.length_cm, r.width_cm, r.height_cm, r.cost,
@@ -106,7 +117,13 @@ SELECT r.sender_id,
        CASE WHEN s.stage = 'cancelled_assigned' THEN 'cancelled' ELSE s.stage END,
        r.created_at, a.assigned_at, p.picked_up_at,
        CASE WHEN s.stage = 'delivered' THEN f.done_at END,
-       coalesce(f.done_at, p.picked_up_at, a.assigned_at, r.created_at)
+       coalesce(f.done_at, p.picked_up_at, a.assigned_at, r.created_at),
+       -- Every other delivery has both stops; their contacts and instructions
+       -- are gone once it has been final for CONTACT_RETENTION_DAYS (30).
+       t.line1, t.city, t.postal, t.country, t.lat, t.lng, t.name, t.phone, t.note,
+       t.line1 || ' b', t.line2, t.city, t.postal, t.country, t.lat + 0.02 * r.x2,
+       t.lng + 0.03 * r.x3, t.name || ' R', t.phone2, t.note, t.start, t.start + interval '2 hours',
+       coalesce(r.x4 < 0.3 AND t.line1 IS NOT NULL, false)
   FROM (SELECT g,
                CASE WHEN random() < %(big)s THEN 1
                     ELSE 2 + floor(random() * (%(senders)s - 1))::int END AS sender_id,
@@ -147,6 +164,19 @@ SELECT r.sender_id,
                          + least(interval '1 day' * r.x4,
                                  (%(today)s - coalesce(a.assigned_at, r.created_at)) * r.x4)
                END AS done_at) f
+ LEFT JOIN LATERAL (
+        SELECT 'Strasse ' || r.g AS line1, 'Hinterhaus' AS line2, 'Berlin' AS city,
+               lpad((10115 + r.g %% 900)::text, 5, '0') AS postal, 'DE' AS country,
+               round((52.40 + 0.2 * r.x1)::numeric, 6) AS lat,
+               round((13.25 + 0.3 * r.x2)::numeric, 6) AS lng,
+               CASE WHEN keep THEN 'Dock ' || r.g END AS name,
+               CASE WHEN keep THEN '+4930' || (1000000 + r.g %% 8000000) END AS phone,
+               CASE WHEN keep THEN '+4940' || (1000000 + r.g %% 8000000) END AS phone2,
+               CASE WHEN keep THEN 'Ring twice' END AS note,
+               r.created_at + interval '1 hour' AS start
+          FROM (SELECT f.done_at IS NULL
+                       OR f.done_at > %(today)s - interval '30 days' AS keep) k
+         WHERE r.g %% 2 = 0) t ON true
  ORDER BY r.created_at;
 """
 
@@ -172,8 +202,10 @@ SELECT e.type, d.id, d.sender_id, e.courier_id, e.status, e.at, e.actor_role,
                                        THEN '"' || d.updated_text || '"' ELSE 'null' END,
               ',"updated_at":"', CASE e.n WHEN 1 THEN d.created_text WHEN 2 THEN d.assigned_text
                                           WHEN 3 THEN d.picked_up_text ELSE d.updated_text END,
-              '"', CASE WHEN e.type = 'delivery.failed'
-                        THEN ',"reason":"recipient_unavailable"' END,
+              '","pickup":', d.pickup_text, ',"dropoff":', d.dropoff_text,
+              ',"distance_m":', d.distance_text,
+              CASE WHEN e.type = 'delivery.failed'
+                   THEN ',"reason":"recipient_unavailable"' END,
               '}')::json
   FROM (SELECT d.id, d.sender_id, d.courier_id, d.status, d.created_at, d.assigned_at,
                d.picked_up_at, d.updated_at,
@@ -183,7 +215,10 @@ SELECT e.type, d.id, d.sender_id, e.courier_id, e.status, e.at, e.actor_role,
                       ',"external_id":', coalesce('"' || d.external_id || '"', 'null'),
                       ',"status":"') AS middle,
                rfc3339(d.created_at) AS created_text, rfc3339(d.assigned_at) AS assigned_text,
-               rfc3339(d.picked_up_at) AS picked_up_text, rfc3339(d.updated_at) AS updated_text
+               rfc3339(d.picked_up_at) AS picked_up_text, rfc3339(d.updated_at) AS updated_text,
+               coalesce(d.pickup_json, 'null') AS pickup_text,
+               coalesce(d.dropoff_json, 'null') AS dropoff_text,
+               coalesce(d.distance_m::text, 'null') AS distance_text
           FROM deliveries d
          WHERE d.id > %(after_id)s
         OFFSET 0) d

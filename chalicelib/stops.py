@@ -4,9 +4,10 @@ each 400 naming the field by its path ("dropoff.address.country: ...").
 
 Python judges every value a request sets (types, lengths, the country code,
 the phone number, coordinates, windows against the clock) and hands the
-database a normalised JSON object; the database merges a patch with what is
-stored and checks what only the whole result can tell (a required field
-missing, a window's order, the dropoff window against the pickup's).
+database the values: a new delivery's stops as rows of their columns
+(`row`), a patch as normalised JSON (`to_json`); the database merges a patch
+with what is stored and checks what only the whole result can tell (a required
+field missing, a window's order, the dropoff window against the pickup's).
 
 phonenumbers and iso3166 are imported on first use: a cold start that
 serves no stop does not load them (docs/stops.md: their cost)."""
@@ -135,7 +136,8 @@ def instant_text(moment: datetime) -> str:
     """RFC 3339 in UTC with Z, with the fraction of a second when there is one
     (as the database's rfc3339_exact writes it, so that values compare)."""
     moment = moment.astimezone(UTC)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    text = f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T" \
+           f"{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
     if moment.microsecond:
         text += f".{moment.microsecond:06d}".rstrip("0")
     return text + "Z"
@@ -145,8 +147,12 @@ def _instant(value: Any, path: str) -> datetime:
     if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
         raise _fail(path, "must be an RFC 3339 date-time with an offset "
                           "(\"2026-05-01T09:00:00+02:00\")")
-    text = re.sub(r"[Zz]$", "+00:00", value)
-    text = re.sub(r"\.([0-9]{6})[0-9]+", r".\1", text)  # beyond microseconds: cut
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    dot = text.find(".")
+    if dot > 0:  # beyond microseconds: cut
+        digits = len(text) - 6 - dot - 1
+        if digits > 6:
+            text = text[:dot + 7] + text[-6:]
     try:
         return datetime.fromisoformat(text[:10] + "T" + text[11:]).astimezone(UTC)
     except (ValueError, OverflowError):
@@ -239,8 +245,8 @@ def _stop(value: Any, kind: str, now: datetime) -> dict[str, Any] | None:
 
 
 def stops(body: dict[str, Any], now: datetime | None = None) -> dict[str, Any] | None:
-    """The pickup and dropoff of a new delivery, checked whole, as the JSON
-    text the database stores them from; None when the body has neither."""
+    """The pickup and dropoff of a new delivery, checked whole (each None
+    when absent); None when the body has neither."""
     now = now or datetime.now(UTC)
     found = {kind: _stop(body.get(kind), kind, now) for kind in KINDS}
     if found["pickup"] is None and found["dropoff"] is None:
@@ -367,8 +373,22 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
+def row(stop: dict[str, Any] | None) -> tuple | None:
+    """A checked stop of a new delivery as the database's stop_input (a row
+    of its columns, which psycopg2 sends as a row constructor); None for none."""
+    if stop is None:
+        return None
+    address, location = stop["address"], stop["location"] or {}
+    contact, window = stop["contact"] or {}, stop["window"] or {}
+    return (address["line1"], address["line2"], address["city"], address["state"],
+            address["postal_code"], address["country"], location.get("lat"),
+            location.get("lng"), contact.get("name"), contact.get("phone"),
+            stop["instructions"], window.get("start"), window.get("end"),
+            stop.get("requires_pin"))
+
+
 def to_json(value: dict[str, Any] | None) -> str | None:
-    """The JSON text the database reads of a checked stop or patch (windows as
+    """The JSON text the database reads of a checked patch (windows as
     RFC 3339 in UTC, coordinates as their six-decimal digits)."""
     if value is None:
         return None

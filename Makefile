@@ -11,7 +11,7 @@ PORT   ?= 8000
 CHECK_WORKERS ?= 2
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops bench-tracking clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,12 @@ bench-writers: $(VENV)/.installed
 # deliveries with stops (a few minutes).
 bench-stops: $(VENV)/.installed
 	$(PY) -m bench.stops
+
+# `make bench-tracking`: PUT /me/location from 8 concurrent couriers against a
+# one-row INSERT, courier_positions' size before and after, and the tracking
+# status against GET /deliveries/{did} (about a minute).
+bench-tracking: $(VENV)/.installed
+	$(PY) -m bench.tracking
 
 # `make bench-flood`: the login flood of 40 clients from one address against
 # make run's server (about 30 s).

@@ -197,10 +197,14 @@ def assign(did: str, cid: str) -> Response:
 
 
 def _action(did: str, action: str, body: dict, reason: str | None = None,
-            note: str | None = None, recipient_name: str | None = None) -> Response:
+            note: str | None = None, recipient_name: str | None = None,
+            pin: str | None = None) -> Response:
     delivery_id = validation.positive_id(did, "did")
-    return _write("delivery_action", delivery_id, action, reason, note, recipient_name,
-                  body=body)[0]
+    response, (refusal,) = _write("delivery_action", delivery_id, action, reason, note,
+                                  recipient_name, pin, body=body)
+    if refusal is not None:  # a wrong PIN: counted (committed), then refused
+        raise BadRequestError(refusal)
+    return response
 
 
 # The actions take an optional JSON body; a request without one may come
@@ -224,7 +228,8 @@ def deliver(did: str) -> Response:
     return _action(did, "deliver", body,
                    note=validation.text(body, "note", 1, 500, required=False),
                    recipient_name=validation.text(body, "recipient_name", 1, 128,
-                                                  required=False))
+                                                  required=False),
+                   pin=validation.pin(body))
 
 
 @app.route("/deliveries/{did}/fail", **_ACTION)
@@ -251,6 +256,48 @@ def delivery_events(did: str) -> Response:
 @app.route("/events", methods=["GET"], content_types=[])
 def events() -> Response:
     return web.json_response(_authed("event_feed", *validation.event_query(_query())))
+
+
+@app.route("/me/location", methods=["PUT"])
+def put_location() -> Response:
+    from chalicelib import stops
+
+    body = _body()
+    lat, lng, accuracy, at = stops.position(body)
+    _as_caller("put_courier_location", lat, lng, accuracy, at)
+    return Response(body="", status_code=204)
+
+
+def _tracked(token: str) -> str | None:
+    """The recipient's view of the tracked delivery; None: 404 (unknown,
+    altered and expired tokens alike)."""
+    from chalicelib import tracking
+
+    delivery_id = tracking.delivery_id(token)
+    if delivery_id is None:
+        return None
+    return conn.call("track_status", delivery_id)[0]
+
+
+_TRACK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                  "X-Robots-Tag": "noindex"}
+
+
+@app.route("/track/{token}/status", methods=["GET"], content_types=[])
+def track_status(token: str) -> Response:
+    status = _tracked(token)
+    if status is None:
+        return Response(body={"Code": "NotFoundError", "Message": "tracking: not found"},
+                        status_code=404, headers=_TRACK_HEADERS)
+    return web.json_response(status, headers=_TRACK_HEADERS)
+
+
+@app.route("/track/{token}", methods=["GET"], content_types=[])
+def track_page(token: str) -> Response:
+    from chalicelib import track_page as page
+
+    status = _tracked(token)
+    return page.response(None if status is None else json.loads(status))
 
 
 @app.route("/revenue/{from}/{to}", methods=["GET"], content_types=[])

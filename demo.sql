@@ -62,7 +62,7 @@ BEGIN
     INSERT INTO delivery_events (type, delivery_id, sender_id, courier_id, status, at, actor_role,
                                  actor_id, data, feed_key)
     SELECT 'delivery.created', m.id, m.sender_id, NULL, m.status, m.updated_at, 'sender',
-           m.sender_id, delivery_text(m, false)::json, feed_key_now()
+           m.sender_id, delivery_text(m, NULL, NULL)::json, feed_key_now()
       FROM made m;
 END $demo$;
 

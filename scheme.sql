@@ -505,6 +505,40 @@ DROP FUNCTION IF EXISTS create_delivery(bytea, integer, integer, integer, numeri
                                         jsonb, jsonb, text, bytea);
 $step$);
 
+-- The recipient's side. courier_positions: each courier's latest position,
+-- one row per courier updated in place (no index on what changes and room
+-- left on each page, so every update is HOT: the table and its index stay
+-- one row per courier however often positions come). The dropoff PIN and
+-- the wrong attempts at it.
+SELECT pg_temp.migration_step(10, 'courier positions, dropoff PIN', $step$
+CREATE TABLE courier_positions (
+    courier_id bigint PRIMARY KEY REFERENCES couriers (id) ON DELETE CASCADE,
+    lat numeric(9, 6) NOT NULL CHECK (lat BETWEEN -90 AND 90),
+    lng numeric(9, 6) NOT NULL CHECK (lng BETWEEN -180 AND 180),
+    accuracy_m numeric(6, 1) CHECK (accuracy_m BETWEEN 0 AND 10000),
+    at timestamptz NOT NULL
+) WITH (fillfactor = 50);
+ALTER TABLE deliveries
+    ADD COLUMN dropoff_pin text CHECK (dropoff_pin ~ '^[0-9]{4}$'),
+    ADD COLUMN pin_failures smallint NOT NULL DEFAULT 0,
+    ADD CONSTRAINT deliveries_pin_required CHECK ((dropoff_pin IS NOT NULL) = dropoff_requires_pin)
+        NOT VALID;
+-- Dropoffs that asked for a PIN before there were PINs get one now
+-- (random_pin as the repeatable part defines it again).
+CREATE OR REPLACE FUNCTION random_pin() RETURNS text
+LANGUAGE sql VOLATILE AS $f$
+    SELECT lpad((('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint % 10000)::text, 4, '0')
+$f$;
+UPDATE deliveries SET dropoff_pin = random_pin()
+ WHERE dropoff_requires_pin AND dropoff_pin IS NULL;
+ALTER TABLE deliveries VALIDATE CONSTRAINT deliveries_pin_required;
+-- Their replacements know who reads: the owner sender sees the PIN and the
+-- tracking URL.
+DROP FUNCTION IF EXISTS delivery_text(deliveries, boolean);
+DROP FUNCTION IF EXISTS delivery_json(deliveries, boolean);
+DROP FUNCTION IF EXISTS delivery_action(bytea, bigint, text, text, text, text, text, bytea);
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 
@@ -603,8 +637,16 @@ LANGUAGE sql STABLE AS $$
         ',"contact":null}') END
 $$;
 
+-- A dropoff PIN: 4 digits from 32 bits of the server's strong random source
+-- (gen_random_uuid: a version 4 UUID's first 8 hex digits are random).
+CREATE OR REPLACE FUNCTION random_pin() RETURNS text
+LANGUAGE sql VOLATILE AS $$
+    SELECT lpad((('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint % 10000)::text, 4, '0')
+$$;
+
 -- Keeps pickup_json and dropoff_json equal to what the columns say, whatever
--- writes them (a create, a patch, the retention sweep).
+-- writes them (a create, a patch, the retention sweep), and gives a dropoff
+-- that requires a PIN its PIN.
 CREATE OR REPLACE FUNCTION deliveries_render_stops() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -616,6 +658,9 @@ BEGIN
         NEW.dropoff_state, NEW.dropoff_postal_code, NEW.dropoff_country, NEW.dropoff_lat,
         NEW.dropoff_lng, NEW.dropoff_instructions, NEW.dropoff_window_start,
         NEW.dropoff_window_end, NEW.dropoff_requires_pin);
+    -- A dropoff that requires a PIN keeps the one it was given.
+    NEW.dropoff_pin := CASE WHEN NEW.dropoff_requires_pin
+                            THEN coalesce(NEW.dropoff_pin, random_pin()) END;
     RETURN NEW;
 END $$;
 
@@ -640,6 +685,72 @@ LANGUAGE sql IMMUTABLE AS $$
                 WHEN p_name IS NULL AND p_phone IS NULL THEN p_stop
                 ELSE concat(left(p_stop, -5), '{"name":', coalesce(to_json(p_name)::text, 'null'),
                             ',"phone":', coalesce('"' || p_phone || '"', 'null'), '}}') END
+$$;
+
+-- A dropoff's JSON text with its PIN (for the owner sender), before the
+-- contact goes in: the stop text ends "pin":null,"contact":null}.
+CREATE OR REPLACE FUNCTION stop_with_pin(p_stop text, p_pin text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_stop IS NULL OR p_pin IS NULL THEN p_stop
+                ELSE concat(left(p_stop, -20), '"', p_pin, '","contact":null}') END
+$$;
+
+-- Great-circle distance in metres (haversine on a sphere of 6,371,008.8 m,
+-- as distance_m), unrounded; NULL when a coordinate is.
+CREATE OR REPLACE FUNCTION great_circle_m(p_lat1 numeric, p_lng1 numeric, p_lat2 numeric,
+                                          p_lng2 numeric) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN num_nulls(p_lat1, p_lng1, p_lat2, p_lng2) = 0  -- least() skips a NULL
+        THEN 2 * 6371008.8 * asin(least(1, sqrt(
+            sin(radians((p_lat2 - p_lat1)::float8) / 2) ^ 2
+            + cos(radians(p_lat1::float8)) * cos(radians(p_lat2::float8))
+              * sin(radians((p_lng2 - p_lng1)::float8) / 2) ^ 2))) END
+$$;
+
+-- A vehicle's speed for the ETA, in metres per second (km/h / 3.6).
+CREATE OR REPLACE FUNCTION vehicle_speed(p_vehicle text) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE p_vehicle WHEN 'bicycle' THEN 15 WHEN 'scooter' THEN 25
+                          WHEN 'motorcycle' THEN 35 WHEN 'car' THEN 30 WHEN 'van' THEN 30
+                          WHEN 'truck' THEN 25 END / 3.6
+$$;
+
+-- When the dropoff is expected, from a courier's position (p_lat, p_lng at
+-- p_at) and vehicle: picked up, the way to the dropoff; assigned, to the
+-- pickup and then to the dropoff. NULL in any other status or without the
+-- locations it needs.
+CREATE OR REPLACE FUNCTION delivery_eta(d deliveries, p_lat numeric, p_lng numeric,
+                                        p_at timestamptz, p_vehicle text)
+RETURNS timestamptz
+LANGUAGE sql STABLE AS $$
+    SELECT p_at + make_interval(secs => CASE d.status
+        WHEN 'picked_up' THEN great_circle_m(p_lat, p_lng, d.dropoff_lat, d.dropoff_lng)
+        WHEN 'assigned' THEN great_circle_m(p_lat, p_lng, d.pickup_lat, d.pickup_lng)
+                             + great_circle_m(d.pickup_lat, d.pickup_lng, d.dropoff_lat,
+                                              d.dropoff_lng) END
+        / vehicle_speed(p_vehicle))
+$$;
+
+-- How long a courier's position counts as where they are.
+CREATE OR REPLACE FUNCTION position_fresh_for() RETURNS interval
+LANGUAGE sql IMMUTABLE AS $$ SELECT interval '10 minutes' $$;
+
+-- The "courier_location" and "eta" members of a delivery (with their leading
+-- commas) for someone who may see them: the delivery's courier's fresh
+-- position while it is assigned or picked up.
+CREATE OR REPLACE FUNCTION courier_live_text(d deliveries) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce((
+        SELECT concat(',"courier_location":{"lat":', trim_scale(p.lat),
+                      ',"lng":', trim_scale(p.lng),
+                      ',"accuracy_m":', coalesce(trim_scale(p.accuracy_m)::text, 'null'),
+                      ',"at":"', rfc3339(p.at), '"},"eta":',
+                      coalesce('"' || rfc3339(delivery_eta(d, p.lat, p.lng, p.at, c.vehicle))
+                               || '"', 'null'))
+          FROM courier_positions p JOIN couriers c ON c.id = p.courier_id
+         WHERE p.courier_id = d.courier_id AND d.status IN ('assigned', 'picked_up')
+           AND p.at > now() - position_fresh_for()),
+        ',"courier_location":null,"eta":null')
 $$;
 
 -- Who sees a delivery's contacts: its sender, and its courier while the
@@ -795,12 +906,17 @@ LANGUAGE sql STABLE AS $$
            coalesce((p_stop ->> 'requires_pin')::boolean, false)
 $$;
 
--- The JSON text of one delivery, as the API shows it, with the stops'
--- contacts when p_contacts (sees_contacts: the caller may see them; events
--- never carry them). Concatenated: one concat() costs a fraction of
+-- The JSON text of one delivery, as the API shows it to the sender
+-- p_sender_id or the courier p_courier_id (NULL, NULL: as events carry it).
+-- Who may see the contacts (sees_contacts) sees them, and the courier's live
+-- position and the ETA; the owner sender alone sees the dropoff PIN and the
+-- tracking URL, which the database writes as the delivery's id for
+-- chalicelib/tracking.py to turn into the URL (the token needs a key the
+-- database does not hold). Concatenated: one concat() costs a fraction of
 -- json_build_object, which looks up the output function of each of its
 -- arguments on every call.
-CREATE OR REPLACE FUNCTION delivery_text(d deliveries, p_contacts boolean) RETURNS text
+CREATE OR REPLACE FUNCTION delivery_text(d deliveries, p_sender_id bigint, p_courier_id bigint)
+RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT concat('{"id":', d.id,
                   ',"sender_id":', d.sender_id,
@@ -815,21 +931,31 @@ LANGUAGE sql STABLE AS $$
                   ',"picked_up_at":', coalesce('"' || rfc3339(d.picked_up_at) || '"', 'null'),
                   ',"delivered_at":', coalesce('"' || rfc3339(d.delivered_at) || '"', 'null'),
                   ',"updated_at":"', rfc3339(d.updated_at),
-                  '","pickup":', CASE WHEN p_contacts
+                  '","pickup":', CASE WHEN sees_contacts(d, p_sender_id, p_courier_id)
                       THEN stop_with_contact(d.pickup_json, d.pickup_contact_name,
                                              d.pickup_contact_phone)
                       ELSE coalesce(d.pickup_json, 'null') END,
-                  ',"dropoff":', CASE WHEN p_contacts
+                  ',"dropoff":', CASE WHEN d.sender_id = p_sender_id
+                      THEN stop_with_contact(stop_with_pin(d.dropoff_json, d.dropoff_pin),
+                                             d.dropoff_contact_name, d.dropoff_contact_phone)
+                      WHEN sees_contacts(d, p_sender_id, p_courier_id)
                       THEN stop_with_contact(d.dropoff_json, d.dropoff_contact_name,
                                              d.dropoff_contact_phone)
                       ELSE coalesce(d.dropoff_json, 'null') END,
                   ',"distance_m":', coalesce(d.distance_m::text, 'null'),
+                  ',"tracking_url":', CASE WHEN d.sender_id = p_sender_id THEN d.id::text
+                                           ELSE 'null' END,
+                  CASE WHEN sees_contacts(d, p_sender_id, p_courier_id)
+                            AND d.status IN ('assigned', 'picked_up')
+                       THEN courier_live_text(d)
+                       ELSE ',"courier_location":null,"eta":null' END,
                   '}')
 $$;
 
--- The JSON object of one delivery, as the API shows it.
-CREATE OR REPLACE FUNCTION delivery_json(d deliveries, p_contacts boolean) RETURNS json
-LANGUAGE sql STABLE AS $$ SELECT delivery_text(d, p_contacts)::json $$;
+-- The JSON object of one delivery, as the API shows it to that reader.
+CREATE OR REPLACE FUNCTION delivery_json(d deliveries, p_sender_id bigint, p_courier_id bigint)
+RETURNS json
+LANGUAGE sql STABLE AS $$ SELECT delivery_text(d, p_sender_id, p_courier_id)::json $$;
 
 -- The user behind a bearer token (given as its SHA-256); no row when the token
 -- is unknown, expired or revoked. Plain SQL, so that the planner inlines it
@@ -924,8 +1050,7 @@ DECLARE
     v_more boolean := cardinality(p_ids) > p_per_page;
 BEGIN
     RETURN (
-        SELECT concat('{"items":[', string_agg(delivery_text(d, sees_contacts(d, p_sender_id,
-                                                                              p_courier_id)),
+        SELECT concat('{"items":[', string_agg(delivery_text(d, p_sender_id, p_courier_id),
                                                ',' ORDER BY k.n),
                       '],"page":', coalesce(p_page::text, 'null'),
                       ',"per_page":', p_per_page,
@@ -1302,8 +1427,8 @@ BEGIN
                                  actor_role, actor_id, data, feed_key)
     VALUES (p_type, d.id, d.sender_id, p_courier_id, d.status, d.updated_at,
             p_actor_role, p_actor_id,
-            (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d, false)
-                  ELSE left(delivery_text(d, false), -1) || p_extra || '}' END)::json,
+            (CASE WHEN p_extra IS NULL OR p_extra = '' THEN delivery_text(d, NULL, NULL)
+                  ELSE left(delivery_text(d, NULL, NULL), -1) || p_extra || '}' END)::json,
             feed_key_now())
     RETURNING id INTO v_event_id;
     -- The outbox: one row per subscription that wants the event (the
@@ -1392,7 +1517,7 @@ BEGIN
                                                                   AND external_id = p_external_id)));
     END;
     PERFORM record_event('delivery.created', d, NULL, 'sender', c.sender_id, NULL);
-    body := delivery_json(d, true);
+    body := delivery_json(d, c.sender_id, c.courier_id);
     replayed := false;
     IF p_idempotency_key IS NOT NULL THEN
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
@@ -1464,7 +1589,7 @@ BEGIN
     END IF;
     v_changed := json_changed_paths(v_old, v_new, '');
     IF cardinality(v_changed) = 0 THEN
-        body := delivery_json(d, true);
+        body := delivery_json(d, c.sender_id, c.courier_id);
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
@@ -1509,7 +1634,7 @@ BEGIN
     END;
     PERFORM record_event('delivery.updated', d, d.courier_id, 'sender', c.sender_id,
                          ',"changed":' || to_json(v_changed));
-    body := delivery_json(d, true);
+    body := delivery_json(d, c.sender_id, c.courier_id);
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
@@ -1525,7 +1650,7 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
     END IF;
-    SELECT delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id)) INTO v FROM deliveries d
+    SELECT delivery_json(d, c.sender_id, c.courier_id) INTO v FROM deliveries d
      WHERE d.id = p_delivery_id
        AND (d.sender_id = c.sender_id OR d.courier_id = c.courier_id);
     IF v IS NULL THEN
@@ -1663,7 +1788,7 @@ BEGIN
     -- Read again under the lock: a concurrent request may have changed it.
     SELECT * INTO d FROM deliveries WHERE id = p_delivery_id FOR UPDATE;
     IF d.courier_id = p_courier_id AND d.status <> 'cancelled' THEN
-        body := delivery_json(d, true);
+        body := delivery_json(d, c.sender_id, c.courier_id);
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
@@ -1695,7 +1820,7 @@ BEGIN
                           assignments = assignments + 1, updated_at = now()
      WHERE id = p_delivery_id RETURNING * INTO d;
     PERFORM record_event('delivery.assigned', d, p_courier_id, 'sender', c.sender_id, NULL);
-    body := delivery_json(d, true);
+    body := delivery_json(d, c.sender_id, c.courier_id);
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
 
@@ -1710,9 +1835,9 @@ END $$;
 -- already moved the delivery to its status is a no-op (no event). The row
 -- lock serializes concurrent actions on one delivery.
 CREATE OR REPLACE FUNCTION delivery_action(p_token bytea, p_delivery_id bigint, p_action text,
-    p_reason text, p_note text, p_recipient_name text,
+    p_reason text, p_note text, p_recipient_name text, p_pin text,
     p_idempotency_key text, p_fingerprint bytea,
-    OUT caller_id bigint, OUT body json, OUT replayed boolean)
+    OUT caller_id bigint, OUT body json, OUT replayed boolean, OUT refusal text)
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 DECLARE
     c record;
@@ -1759,12 +1884,29 @@ BEGIN
                                      p_action, p_delivery_id));
     END IF;
     IF d.status = v_to AND p_action <> 'unassign' THEN
-        body := delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id));
+        body := delivery_json(d, c.sender_id, c.courier_id);
         PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
         RETURN;
     END IF;
     IF NOT d.status = ANY (v_from) THEN
         PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
+    END IF;
+    IF p_action = 'deliver' AND d.dropoff_requires_pin THEN
+        IF d.pin_failures >= 5 THEN
+            PERFORM api_fail(409, 'pin: too many wrong attempts; the delivery can only fail');
+        END IF;
+        IF p_pin IS NULL THEN
+            PERFORM api_fail(400, 'pin: is required to deliver this delivery');
+        END IF;
+        IF p_pin <> d.dropoff_pin THEN
+            -- The attempt counts: this statement commits (no error raised)
+            -- and Python answers 400 with the refusal. The key is freed, not
+            -- kept: a retry is another attempt.
+            UPDATE deliveries SET pin_failures = pin_failures + 1 WHERE id = d.id;
+            DELETE FROM idempotency_keys WHERE user_id = c.user_id AND key = p_idempotency_key;
+            refusal := 'pin: does not match';
+            RETURN;
+        END IF;
     END IF;
     v_old := d.courier_id;
     UPDATE deliveries
@@ -1783,10 +1925,99 @@ BEGIN
                       ELSE 'delivery.cancelled' END,
         d, v_old, c.role, coalesce(c.sender_id, c.courier_id),
         concat(',"reason":' || to_json(p_reason), ',"note":' || to_json(p_note),
-               ',"recipient_name":' || to_json(p_recipient_name)));
-    body := delivery_json(d, sees_contacts(d, c.sender_id, c.courier_id));
+               ',"recipient_name":' || to_json(p_recipient_name),
+               CASE WHEN p_action = 'deliver'
+                    THEN ',"pin_verified":' || d.dropoff_requires_pin END));
+    body := delivery_json(d, c.sender_id, c.courier_id);
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;
+
+-- ---------------------------------------------------------------- the recipient's side
+
+-- Couriers only: keeps the caller's position at p_at (NULL: now), unless the
+-- one kept is newer (an out-of-order position is ignored, not an error).
+-- One row per courier, updated in place (HOT); no event, and no lock anyone
+-- else waits on: only this courier writes this row. Committed without
+-- waiting for the WAL flush (synchronous_commit off for this transaction
+-- alone): the hottest write there is, and one whose loss in a crash costs
+-- nothing (the latest position is superseded seconds later), while every
+-- other write still waits for durability.
+CREATE OR REPLACE FUNCTION put_courier_location(p_token bytea, p_lat numeric, p_lng numeric,
+    p_accuracy_m numeric, p_at timestamptz, OUT caller_id bigint)
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
+BEGIN
+    PERFORM set_config('synchronous_commit', 'off', true);
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND THEN
+        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    END IF;
+    IF c.role <> 'courier' THEN
+        PERFORM api_fail(403, 'only couriers have a location');
+    END IF;
+    caller_id := c.user_id;
+    INSERT INTO courier_positions AS p (courier_id, lat, lng, accuracy_m, at)
+    VALUES (c.courier_id, p_lat, p_lng, p_accuracy_m, coalesce(p_at, now()))
+    ON CONFLICT (courier_id) DO UPDATE
+       SET lat = excluded.lat, lng = excluded.lng, accuracy_m = excluded.accuracy_m,
+           at = excluded.at
+     WHERE p.at < excluded.at;
+END $$;
+
+-- How long after its final status a delivery can still be tracked.
+CREATE OR REPLACE FUNCTION tracking_days() RETURNS integer
+LANGUAGE sql IMMUTABLE AS $$ SELECT 7 $$;
+
+-- A stop's window as the tracking page shows it.
+CREATE OR REPLACE FUNCTION window_text(p_start timestamptz, p_end timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_start IS NULL THEN 'null'
+                ELSE concat('{"start":"', rfc3339_exact(p_start), '","end":"',
+                            rfc3339_exact(p_end), '"}') END
+$$;
+
+-- What the recipient may see of a delivery (GET /track/{token}/status; the
+-- token was checked in Python, which found p_delivery_id in it): no cost,
+-- description, ids, contacts, instructions, sender, or the courier's last
+-- name or phone. NULL when there is no such delivery, or it has been final
+-- for tracking_days().
+CREATE OR REPLACE FUNCTION track_status(p_delivery_id bigint, OUT body json)
+LANGUAGE sql STABLE SET plan_cache_mode = force_generic_plan AS $$
+    SELECT concat(
+        '{"status":"', d.status,
+        '","updated_at":"', rfc3339(d.updated_at),
+        '","courier":', CASE WHEN c.id IS NULL THEN 'null'
+                             ELSE concat('{"first_name":', to_json(c.first_name),
+                                         ',"vehicle":"', c.vehicle, '"}') END,
+        ',"courier_location":', CASE WHEN d.status = 'picked_up' AND p.at > now() - position_fresh_for()
+                                     THEN concat('{"lat":', trim_scale(p.lat), ',"lng":',
+                                                 trim_scale(p.lng), ',"at":"', rfc3339(p.at), '"}')
+                                     ELSE 'null' END,
+        ',"eta":', coalesce('"' || rfc3339(CASE WHEN p.at > now() - position_fresh_for()
+                                                THEN delivery_eta(d, p.lat, p.lng, p.at, c.vehicle)
+                                           END) || '"', 'null'),
+        ',"pickup":', CASE WHEN d.pickup_line1 IS NULL THEN 'null'
+                           ELSE concat('{"city":', to_json(d.pickup_city), ',"window":',
+                                       window_text(d.pickup_window_start, d.pickup_window_end),
+                                       '}') END,
+        ',"dropoff":', CASE WHEN d.dropoff_line1 IS NULL THEN 'null'
+                            ELSE concat('{"city":', to_json(d.dropoff_city), ',"window":',
+                                        window_text(d.dropoff_window_start, d.dropoff_window_end),
+                                        ',"pin":', coalesce('"' || d.dropoff_pin || '"', 'null'),
+                                        '}') END,
+        ',"events":[', (SELECT string_agg(concat('{"type":"', e.type, '","at":"', rfc3339(e.at),
+                                                 '"}'), ',' ORDER BY e.id)
+                          FROM delivery_events e
+                         WHERE e.delivery_id = d.id AND e.type <> 'delivery.updated'),
+        ']}')::json
+      FROM deliveries d
+      LEFT JOIN couriers c ON c.id = d.courier_id
+      LEFT JOIN courier_positions p ON p.courier_id = d.courier_id
+     WHERE d.id = p_delivery_id
+       AND (d.status NOT IN ('delivered', 'failed', 'cancelled')
+            OR d.updated_at > now() - make_interval(days => tracking_days()))
+$$;
 
 -- ---------------------------------------------------------------- events
 

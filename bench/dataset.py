@@ -204,6 +204,7 @@ SELECT e.type, d.id, d.sender_id, e.courier_id, e.status, e.at, e.actor_role,
                                           WHEN 3 THEN d.picked_up_text ELSE d.updated_text END,
               '","pickup":', d.pickup_text, ',"dropoff":', d.dropoff_text,
               ',"distance_m":', d.distance_text,
+              ',"tracking_url":null,"courier_location":null,"eta":null',
               CASE WHEN e.type = 'delivery.failed'
                    THEN ',"reason":"recipient_unavailable"' END,
               '}')::json

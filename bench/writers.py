@@ -121,11 +121,11 @@ class Writer:
                      ("SELECT 1 FROM assign_delivery(%s, %s, %s, NULL, NULL)",
                       (s["digest"], did, b["id"])),
                      ("SELECT 1 FROM delivery_action(%s, %s, 'unassign', NULL, NULL, NULL,"
-                      " NULL, NULL)", (b["digest"], did)),
+                      " NULL, NULL, NULL)", (b["digest"], did)),
                      ("SELECT 1 FROM assign_delivery(%s, %s, %s, NULL, NULL)",
                       (s["digest"], did, a["id"])),
                      ("SELECT 1 FROM delivery_action(%s, %s, 'cancel', NULL, NULL, NULL,"
-                      " NULL, NULL)", (s["digest"], did)))
+                      " NULL, NULL, NULL)", (s["digest"], did)))
             self.writes += 1
             self._latest(cur, note_latest)
             for sql, args in steps:

@@ -5,6 +5,7 @@ requests one by one. Each value is read where it is used, from the environment
 as it is then."""
 
 import os
+import re
 
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
@@ -102,6 +103,19 @@ def webhook_signing_key() -> bytes | None:
     return raw.encode()
 
 
+def public_base_url() -> str | None:
+    """PUBLIC_BASE_URL: where recipients reach this deployment (tracking URLs
+    start with it), http(s)://host[:port][/path] without a trailing slash;
+    None: the request's own host and stage."""
+    raw = os.environ.get("PUBLIC_BASE_URL", "")
+    if not raw:
+        return None
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*", raw):
+        raise ConfigError("PUBLIC_BASE_URL: must be http(s)://host[:port][/path] without a "
+                          f"trailing slash, not {raw!r}")
+    return raw
+
+
 _ssm_cache: dict[str, str] = {}
 
 
@@ -127,5 +141,6 @@ def check() -> None:
     _int("DB_TCP_USER_TIMEOUT_MS", 10000, 0, INT32_MAX)
     webhook_allow_http()
     webhook_retry_delays()
+    public_base_url()
     if os.environ.get("WEBHOOK_SIGNING_KEY"):
         webhook_signing_key()

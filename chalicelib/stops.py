@@ -34,6 +34,8 @@ _RFC3339_RE = re.compile(
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
 SIX_PLACES = Decimal("0.000001")
 WINDOW_AHEAD = timedelta(days=30)
+POSITION_AHEAD = timedelta(seconds=60)
+POSITION_BEHIND = timedelta(hours=1)
 # Unicode's Cc (C0, DEL, C1) and lone surrogates (Cs): one regex search is a
 # tenth of looking each character's category up.
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -166,6 +168,30 @@ def _window_bound(value: Any, path: str, now: datetime, end: bool) -> datetime:
     if not end and moment > now + WINDOW_AHEAD:
         raise _fail(path, "must be at most 30 days ahead")
     return moment
+
+
+def position(body: dict[str, Any], now: datetime | None = None) \
+        -> tuple[Decimal, Decimal, Decimal | None, datetime | None]:
+    """A courier's position (PUT /me/location): lat and lng as a stop's
+    location, accuracy_m 0-10,000 (to 0.1 m), at (RFC 3339, default now) at
+    most 60 s ahead and 1 hour back."""
+    now = now or datetime.now(UTC)
+    lat = coordinate(body.get("lat"), "lat", 90)
+    lng = coordinate(body.get("lng"), "lng", 180)
+    accuracy = body.get("accuracy_m")
+    if accuracy is not None:
+        if isinstance(accuracy, bool) or not isinstance(accuracy, int | Decimal) \
+                or not Decimal(accuracy).is_finite() or not 0 <= accuracy <= 10_000:
+            raise _fail("accuracy_m", "must be a JSON number from 0 to 10000")
+        accuracy = Decimal(accuracy).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+    at = body.get("at")
+    if at is not None:
+        at = _instant(at, "at")
+        if at > now + POSITION_AHEAD:
+            raise _fail("at", "must be at most 60 seconds ahead")
+        if at < now - POSITION_BEHIND:
+            raise _fail("at", "must be at most 1 hour ago")
+    return lat, lng, accuracy, at
 
 
 # ---------------------------------------------------------------- whole stops

@@ -319,6 +319,17 @@ def external_id(body: dict[str, Any]) -> str | None:
     return value
 
 
+def pin(body: dict[str, Any]) -> str | None:
+    """A dropoff PIN given to deliver: 4 digits, as a string."""
+    value = body.get("pin")
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) != 4 or not value.isascii() \
+            or not value.isdigit():
+        raise BadRequestError('pin: must be the 4 digits of the dropoff PIN, as a string ("0427")')
+    return value
+
+
 def optional_object(raw: bytes | None) -> dict[str, Any]:
     """An optional JSON object body: none, or an empty one, reads as {}."""
     if not raw or not raw.strip():

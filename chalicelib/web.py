@@ -174,7 +174,12 @@ def bearer_digest() -> bytes:
 
 def json_response(body: str | None, status: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
-    """A response whose body is JSON text the database already built."""
+    """A response whose body is JSON text the database already built (with
+    the owner sender's tracking URLs put in: chalicelib/tracking.py)."""
+    if body is not None and '"tracking_url":' in body:
+        from chalicelib import tracking
+
+        body = tracking.render(body, request())
     return Response(body=body if body is not None else "",
                     status_code=status,
                     headers={"Content-Type": "application/json", **(headers or {})})

@@ -22,6 +22,7 @@ from typing import TypeVar, assert_type
 
 from delivery_api_client import AuthenticatedClient, Client
 from delivery_api_client.api.couriers import courier_revenue
+from delivery_api_client.api.tracking import put_location, track_status
 from delivery_api_client.api.deliveries import (
     assign_delivery,
     create_delivery,
@@ -47,11 +48,14 @@ from delivery_api_client.models import (
     ErrorCode,
     Location,
     LoginRequest,
+    PositionInput,
     Revenue,
     SenderLogin,
     SenderMe,
     StopInput,
     StopPatch,
+    TrackedDropoff,
+    TrackingStatus,
     Vehicle,
 )
 
@@ -75,6 +79,7 @@ class Flow:
     not_found: Error
     with_stops: Delivery
     patched: Delivery
+    tracked: TrackingStatus
 
 
 def expect(value: object, kind: type[T], what: str) -> T:
@@ -197,8 +202,25 @@ def run(base_url: str) -> Flow:
     assert patched_dropoff.address.line2 is None
     assert patched_dropoff.address.line1 == "Marienplatz 8"
 
+    # The courier's position (204, no body), and the recipient's view behind
+    # the tracking URL, which needs no login.
+    moved = put_location.sync_detailed(client=as_courier,
+                                       body=PositionInput(lat=52.52, lng=13.405, accuracy_m=7))
+    assert moved.status_code == 204, moved
+    assert_type(with_stops.tracking_url, str | None)
+    assert_type(patched_dropoff.pin, str | None)
+    url = expect(with_stops.tracking_url, str, "the tracking URL")
+    assert url.startswith(base_url + "/track/"), url
+    tracked = expect(track_status.sync(url.rsplit("/", 1)[1], client=anonymous),
+                     TrackingStatus, "GET /track/{token}/status")
+    assert_type(tracked.eta, datetime | None)
+    tracked_dropoff = expect(tracked.dropoff, TrackedDropoff, "the tracked dropoff")
+    assert tracked.status is DeliveryStatus.CREATED and tracked.courier is None
+    assert tracked_dropoff.city == "München" and tracked_dropoff.pin == patched_dropoff.pin
+    assert tracked_dropoff.pin is not None and len(tracked_dropoff.pin) == 4
+
     return Flow(sender=sender, courier=courier, created=created,
                 replayed_header=again.headers.get("Idempotent-Replayed"),
                 delivered=delivered, revenue_before=revenue_before,
                 revenue_after=revenue_after, not_found=not_found,
-                with_stops=with_stops, patched=patched)
+                with_stops=with_stops, patched=patched, tracked=tracked)

@@ -90,17 +90,20 @@ def test_the_largest_answers_stay_below_the_documented_bound(api):
                 "window": {"start": SOON.isoformat(), "end": (SOON + HOUR).isoformat()}} \
             if kind == "pickup" else {**stop("pickup"), "requires_pin": True}
 
-    made = []
+    made, pins = [], {}
     for n in range(100):
-        made.append(api.new_delivery(sender["token"], cost="999999.99", description=worst,
-                                     external_id=f"{n:03d}".ljust(64, "~"),
-                                     pickup=stop("pickup"), dropoff=stop("dropoff"))["id"])
+        new = api.new_delivery(sender["token"], cost="999999.99", description=worst,
+                               external_id=f"{n:03d}".ljust(64, "~"),
+                               pickup=stop("pickup"), dropoff=stop("dropoff"))
+        made.append(new["id"])
+        pins[new["id"]] = new["dropoff"]["pin"]
     for did in made[:2]:
         assert api.put(f"/assign/{did}/{courier['courier_id']}",
                        token=sender["token"]).status == 200
         assert api.post(f"/deliveries/{did}/pickup", token=courier["token"]).status == 200
         assert api.post(f"/deliveries/{did}/deliver",
-                        {"recipient_name": "\x01" * 128, "note": "\x01" * 500},
+                        {"recipient_name": "\x01" * 128, "note": "\x01" * 500,
+                         "pin": pins[did]},
                         token=courier["token"]).status == 200
     for did in made[2:]:
         assert api.post(f"/deliveries/{did}/cancel", {"reason": "\x01" * 200},

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 CREATE = ("SELECT * FROM create_delivery(%s, 1, 2, 3, 4.5, NULL, NULL, NULL, NULL, NULL,"
           " NULL)")
 ASSIGN = "SELECT * FROM assign_delivery(%s, %s, %s, NULL, NULL)"
-ACTION = "SELECT * FROM delivery_action(%s, %s, %s, NULL, NULL, NULL, NULL, NULL)"
+ACTION = "SELECT * FROM delivery_action(%s, %s, %s, NULL, NULL, NULL, NULL, NULL, NULL)"
 FEED = "SELECT body::text FROM event_feed(%s, %s, %s, NULL)"
 
 

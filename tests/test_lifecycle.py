@@ -61,7 +61,7 @@ def test_pickup_and_deliver_record_times_and_history(api, cast, db):
     assert [e["actor"]["role"] for e in events] == ["sender", "sender", "courier", "courier"]
     assert events[2]["actor"]["id"] == cast["courier"]["courier_id"]
     assert events[-1]["data"] == {**done.json, "recipient_name": "Ann Lee",
-                                  "note": "left at the door"}
+                                  "note": "left at the door", "pin_verified": False}
     assert [e["status"] for e in events] == ["created", "assigned", "picked_up", "delivered"]
     assert events == sorted(events, key=lambda e: e["id"])
     # The courier sees the same history.

@@ -83,14 +83,16 @@ def _authenticated_calls(scene):
             "location": {"lat": 52.5, "lng": 13.4}}}, s["token"], "create_delivery"),
         ("PATCH", f"/deliveries/{d}", {"description": "patched"}, s["token"],
          "patch_delivery"),
+        ("PUT", "/me/location", {"lat": 52.5, "lng": 13.4, "accuracy_m": 5}, c["token"],
+         "put_courier_location"),
     ]
 
 
-@pytest.mark.parametrize("index", range(22))
+@pytest.mark.parametrize("index", range(23))
 def test_authenticated_endpoint_sends_exactly_one_statement(wire, api, scene, index):
     method, path, body, token, function = _authenticated_calls(scene)[index]
     reply, statements = _statements(wire, api, method, path, body, token)
-    assert reply.status in (200, 201), reply
+    assert reply.status in (200, 201, 204), reply
     assert len(statements) == 1, statements
     assert statements[0].startswith(f"SELECT * FROM {function}("), statements
 
@@ -105,6 +107,19 @@ def test_a_keyed_write_and_its_replay_send_one_statement_each(wire, api, scene):
         statements = wire.taken()
         assert reply.status == 201 and reply.headers.get("idempotent-replayed") == replayed
         assert len(statements) == 1 and statements[0].startswith("SELECT * FROM create_delivery(")
+
+
+@pytest.mark.parametrize("suffix", ["/status", ""])
+def test_the_tracking_routes_send_one_statement_and_a_bad_token_none(wire, api, scene, suffix):
+    from chalicelib import tracking
+
+    token = tracking.token(scene["delivery"]["id"])
+    reply, statements = _statements(wire, api, "GET", f"/track/{token}{suffix}")
+    assert reply.status == 200, reply
+    assert len(statements) == 1 and statements[0].startswith("SELECT * FROM track_status(")
+    altered = token[:-1] + ("A" if token[-1] != "A" else "B")
+    reply, statements = _statements(wire, api, "GET", f"/track/{altered}{suffix}")
+    assert reply.status == 404 and statements == []
 
 
 def test_refusals_also_send_one_statement(wire, api, scene):

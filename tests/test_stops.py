@@ -205,7 +205,8 @@ def test_once_picked_up_only_the_dropoffs_instructions_and_contact_change(api, c
     refused = patch(api, sender, made["id"], {"dropoff": {"address": {"line1": "Elsewhere 2"}}})
     assert_error(refused, 409, "dropoff.address.line1")
     assert "picked_up" in refused.json["Message"]
-    assert api.post(f"/deliveries/{made['id']}/deliver", token=courier["token"]).status == 200
+    assert api.post(f"/deliveries/{made['id']}/deliver", {"pin": made["dropoff"]["pin"]},
+                    token=courier["token"]).status == 200
     final = patch(api, sender, made["id"], {"dropoff": {"instructions": "late"}})
     assert_error(final, 409, "status")
 
@@ -255,7 +256,8 @@ def test_contacts_are_shown_to_the_sender_and_the_active_courier_only(api, cast)
     assert [d["dropoff"]["contact"] for d in listed if d["id"] == did] == \
         [seen["dropoff"]["contact"]]
     assert api.post(f"/deliveries/{did}/pickup", token=courier["token"]).status == 200
-    done = api.post(f"/deliveries/{did}/deliver", token=courier["token"]).json
+    done = api.post(f"/deliveries/{did}/deliver", {"pin": made["dropoff"]["pin"]},
+                    token=courier["token"]).json
     # Final: the courier sees no contact any more, the instructions stay.
     assert done["dropoff"]["contact"] is None and done["pickup"]["contact"] is None
     assert done["dropoff"]["instructions"] == "Leave with the porter"

@@ -22,7 +22,6 @@ from typing import TypeVar, assert_type
 
 from delivery_api_client import AuthenticatedClient, Client
 from delivery_api_client.api.couriers import courier_revenue
-from delivery_api_client.api.tracking import put_location, track_status
 from delivery_api_client.api.deliveries import (
     assign_delivery,
     create_delivery,
@@ -31,6 +30,7 @@ from delivery_api_client.api.deliveries import (
     patch_delivery,
     pick_up_delivery,
 )
+from delivery_api_client.api.tracking import put_location, track_status
 from delivery_api_client.api.users import login, me
 from delivery_api_client.models import (
     AddressInput,

@@ -536,6 +536,7 @@ ALTER TABLE deliveries VALIDATE CONSTRAINT deliveries_pin_required;
 DROP FUNCTION IF EXISTS delivery_text(deliveries, boolean);
 DROP FUNCTION IF EXISTS delivery_json(deliveries, boolean);
 DROP FUNCTION IF EXISTS delivery_action(bytea, bigint, text, text, text, text, text, bytea);
+DROP FUNCTION IF EXISTS stop_with_contact(text, text, text);
 $step$);
 
 -- ================================================================ repeatable part
@@ -676,22 +677,24 @@ CREATE TRIGGER deliveries_render_stops
           OR NEW.pickup_json IS NOT NULL OR NEW.dropoff_json IS NOT NULL)
     EXECUTE FUNCTION deliveries_render_stops();
 
--- A stop's JSON text with its contact, for someone who may see it.
-CREATE OR REPLACE FUNCTION stop_with_contact(p_stop text, p_name text, p_phone text)
+-- A stop's JSON text with its contact, for someone who may see it, and for
+-- a dropoff the owner sender reads, its PIN (the stop text ends
+-- "pin":null,"contact":null}). Plain SQL on plain arguments, and STABLE as
+-- to_json is (an IMMUTABLE one calling it would not be inlined), so that the
+-- planner inlines it into the query that reads the delivery.
+CREATE OR REPLACE FUNCTION stop_with_contact(p_stop text, p_name text, p_phone text,
+                                             p_pin text)
 RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN p_stop IS NULL THEN 'null'
-                WHEN p_name IS NULL AND p_phone IS NULL THEN p_stop
-                ELSE concat(left(p_stop, -5), '{"name":', coalesce(to_json(p_name)::text, 'null'),
-                            ',"phone":', coalesce('"' || p_phone || '"', 'null'), '}}') END
-$$;
-
--- A dropoff's JSON text with its PIN (for the owner sender), before the
--- contact goes in: the stop text ends "pin":null,"contact":null}.
-CREATE OR REPLACE FUNCTION stop_with_pin(p_stop text, p_pin text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_stop IS NULL OR p_pin IS NULL THEN p_stop
-                ELSE concat(left(p_stop, -20), '"', p_pin, '","contact":null}') END
+                WHEN p_name IS NULL AND p_phone IS NULL AND p_pin IS NULL THEN p_stop
+                ELSE concat(left(p_stop, CASE WHEN p_pin IS NULL THEN -5 ELSE -20 END),
+                            CASE WHEN p_pin IS NOT NULL THEN concat('"', p_pin, '","contact":') END,
+                            CASE WHEN p_name IS NULL AND p_phone IS NULL THEN 'null'
+                                 ELSE concat('{"name":', coalesce(to_json(p_name)::text, 'null'),
+                                             ',"phone":', coalesce('"' || p_phone || '"', 'null'),
+                                             '}') END,
+                            '}') END
 $$;
 
 -- Great-circle distance in metres (haversine on a sphere of 6,371,008.8 m,
@@ -932,14 +935,14 @@ LANGUAGE sql STABLE AS $$
                   ',"updated_at":"', rfc3339(d.updated_at),
                   '","pickup":', CASE WHEN sees_contacts(d, p_sender_id, p_courier_id)
                       THEN stop_with_contact(d.pickup_json, d.pickup_contact_name,
-                                             d.pickup_contact_phone)
+                                             d.pickup_contact_phone, NULL)
                       ELSE coalesce(d.pickup_json, 'null') END,
                   ',"dropoff":', CASE WHEN d.sender_id = p_sender_id
-                      THEN stop_with_contact(stop_with_pin(d.dropoff_json, d.dropoff_pin),
-                                             d.dropoff_contact_name, d.dropoff_contact_phone)
+                      THEN stop_with_contact(d.dropoff_json, d.dropoff_contact_name,
+                                             d.dropoff_contact_phone, d.dropoff_pin)
                       WHEN sees_contacts(d, p_sender_id, p_courier_id)
                       THEN stop_with_contact(d.dropoff_json, d.dropoff_contact_name,
-                                             d.dropoff_contact_phone)
+                                             d.dropoff_contact_phone, NULL)
                       ELSE coalesce(d.dropoff_json, 'null') END,
                   ',"distance_m":', coalesce(d.distance_m::text, 'null'),
                   ',"tracking_url":', CASE WHEN d.sender_id = p_sender_id THEN d.id::text

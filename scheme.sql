@@ -520,23 +520,27 @@ CREATE TABLE courier_positions (
 ALTER TABLE deliveries
     ADD COLUMN dropoff_pin text CHECK (dropoff_pin ~ '^[0-9]{4}$'),
     ADD COLUMN pin_failures smallint NOT NULL DEFAULT 0,
-    ADD CONSTRAINT deliveries_pin_required CHECK ((dropoff_pin IS NOT NULL) = dropoff_requires_pin)
-        NOT VALID;
--- Dropoffs that asked for a PIN before there were PINs get one now
--- (random_pin as the repeatable part defines it again).
+    -- A PIN only where one is required. A dropoff that requires one has it,
+    -- except a delivery already on its way when PINs came (below).
+    ADD CONSTRAINT deliveries_pin_required CHECK (dropoff_pin IS NULL OR dropoff_requires_pin);
+-- Dropoffs that asked for a PIN before there were PINs get one now if they
+-- have not been assigned yet: the sender can still hand it on before anyone
+-- is at the door. One already assigned or picked up was promised a deliver
+-- without a PIN, and keeps that (deliver asks for a PIN only where there is
+-- one). random_pin is defined again by the repeatable part.
 CREATE OR REPLACE FUNCTION random_pin() RETURNS text
 LANGUAGE sql VOLATILE AS $f$
     SELECT lpad((('x' || left(gen_random_uuid()::text, 8))::bit(32)::bigint % 10000)::text, 4, '0')
 $f$;
 UPDATE deliveries SET dropoff_pin = random_pin()
- WHERE dropoff_requires_pin AND dropoff_pin IS NULL;
-ALTER TABLE deliveries VALIDATE CONSTRAINT deliveries_pin_required;
+ WHERE dropoff_requires_pin AND dropoff_pin IS NULL AND status = 'created';
 -- Their replacements know who reads: the owner sender sees the PIN and the
 -- tracking URL.
 DROP FUNCTION IF EXISTS delivery_text(deliveries, boolean);
 DROP FUNCTION IF EXISTS delivery_json(deliveries, boolean);
 DROP FUNCTION IF EXISTS delivery_action(bytea, bigint, text, text, text, text, text, bytea);
 DROP FUNCTION IF EXISTS stop_with_contact(text, text, text);
+DROP FUNCTION IF EXISTS stop_with_pin(text, text);
 $step$);
 
 -- ================================================================ repeatable part
@@ -658,9 +662,13 @@ BEGIN
         NEW.dropoff_state, NEW.dropoff_postal_code, NEW.dropoff_country, NEW.dropoff_lat,
         NEW.dropoff_lng, NEW.dropoff_instructions, NEW.dropoff_window_start,
         NEW.dropoff_window_end, NEW.dropoff_requires_pin);
-    -- A dropoff that requires a PIN keeps the one it was given.
-    NEW.dropoff_pin := CASE WHEN NEW.dropoff_requires_pin
-                            THEN coalesce(NEW.dropoff_pin, random_pin()) END;
+    -- A dropoff that requires a PIN keeps the one it was given; it gets one
+    -- when it is made or starts to require one (not when another stop column
+    -- of a delivery from before PINs changes: see schema step 10).
+    NEW.dropoff_pin := CASE WHEN NOT NEW.dropoff_requires_pin THEN NULL
+                            WHEN NEW.dropoff_pin IS NOT NULL THEN NEW.dropoff_pin
+                            WHEN TG_OP = 'INSERT' OR NOT OLD.dropoff_requires_pin
+                            THEN random_pin() END;
     RETURN NEW;
 END $$;
 
@@ -1893,7 +1901,7 @@ BEGIN
     IF NOT d.status = ANY (v_from) THEN
         PERFORM api_fail(409, format('status: delivery %s is %s', d.id, d.status));
     END IF;
-    IF p_action = 'deliver' AND d.dropoff_requires_pin THEN
+    IF p_action = 'deliver' AND d.dropoff_pin IS NOT NULL THEN
         IF d.pin_failures >= 5 THEN
             PERFORM api_fail(409, 'pin: too many wrong attempts; the delivery can only fail');
         END IF;
@@ -1929,7 +1937,7 @@ BEGIN
         concat(',"reason":' || to_json(p_reason), ',"note":' || to_json(p_note),
                ',"recipient_name":' || to_json(p_recipient_name),
                CASE WHEN p_action = 'deliver'
-                    THEN ',"pin_verified":' || d.dropoff_requires_pin END));
+                    THEN ',"pin_verified":' || (d.dropoff_pin IS NOT NULL) END));
     body := delivery_json(d, c.sender_id, c.courier_id);
     PERFORM idempotency_keep(c.user_id, p_idempotency_key, body);
 END $$;

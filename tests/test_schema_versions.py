@@ -188,3 +188,58 @@ def test_a_step_whose_predecessor_is_missing_is_refused(database_url):
             assert cur.fetchone() == (0,)
     finally:
         conn.close()
+
+
+STOPS_RELEASE = Path(__file__).parent / "fixtures" / "scheme_stops_release.sql"
+# The release before PINs (schema steps 1-8, landed 2026-12-01), frozen as it was.
+OLD_CREATE = ("SELECT (body->>'id')::bigint FROM create_delivery(sha256('s-token'), 1, 2, 3, 4.5,"
+              " NULL, NULL, NULL, '{\"address\": {\"line1\": \"A 1\", \"city\": \"Berlin\","
+              " \"country\": \"DE\"}, \"requires_pin\": true}', NULL, NULL)")
+
+
+def test_upgrade_gives_a_pin_only_to_deliveries_not_yet_assigned(server_url):
+    """Before PINs, requires_pin was stored and deliver asked for nothing. A
+    delivery not yet assigned gets a PIN (its sender can hand it on); one
+    already on its way keeps the deliver it was promised."""
+    with devdb.scratch_database(server_url) as url:
+        devdb.apply_sql(url, STOPS_RELEASE)
+        query(url, """
+            INSERT INTO users (id, username, password_hash, role) VALUES
+                (1, 'oldsender', 'scrypt$16384$8$5$c2FsdA==$a2V5', 'sender'),
+                (2, 'oldcourier', 'scrypt$16384$8$5$c2FsdA==$a2V5', 'courier');
+            INSERT INTO senders (id, user_id, company_name) VALUES (1, 1, 'S');
+            INSERT INTO couriers (id, user_id, first_name, last_name, phone, vehicle)
+            VALUES (1, 2, 'C', 'D', '+15550000001', 'van');
+            INSERT INTO sessions (token_sha256, user_id, expires_at) VALUES
+                (sha256('s-token'), 1, now() + interval '1 hour'),
+                (sha256('c-token'), 2, now() + interval '1 hour');""")
+        ids = {status: query(url, OLD_CREATE)[0][0]
+               for status in ("created", "assigned", "picked_up", "delivered")}
+        for status, did in ids.items():
+            if status != "created":
+                query(url, f"SELECT 1 FROM assign_delivery(sha256('s-token'), {did}, 1,"
+                           " NULL, NULL)")
+            for action in {"picked_up": ["pickup"], "delivered": ["pickup", "deliver"]}.get(
+                    status, []):
+                query(url, f"SELECT 1 FROM delivery_action(sha256('c-token'), {did},"
+                           f" '{action}', NULL, NULL, NULL, NULL, NULL)")
+
+        devdb.apply_sql(url, devdb.SCHEME)
+
+        pins = dict(query(url, "SELECT status, dropoff_pin FROM deliveries"))
+        assert re.fullmatch(r"[0-9]{4}", pins["created"]), pins
+        assert pins["assigned"] is None and pins["picked_up"] is None, pins
+        assert query(url, "SELECT bool_and(dropoff_requires_pin) FROM deliveries") == [(True,)]
+        # the one on its way is delivered without a PIN, as promised
+        (body, refusal), = query(url, f"""
+            SELECT body->>'status', refusal FROM delivery_action(sha256('c-token'),
+                {ids['picked_up']}, 'deliver', NULL, NULL, NULL, NULL, NULL, NULL)""")
+        assert (body, refusal) == ("delivered", None)
+        # a change to the stop of the assigned one does not give it a PIN it never had
+        query(url, f"UPDATE deliveries SET dropoff_instructions = 'back door'"
+                   f" WHERE id = {ids['assigned']}")
+        assert query(url, f"SELECT dropoff_pin FROM deliveries WHERE id = {ids['assigned']}") \
+            == [(None,)]
+        with devdb.scratch_database(server_url) as fresh:
+            devdb.apply_sql(fresh, devdb.SCHEME)
+            assert schema_dump(url) == schema_dump(fresh)

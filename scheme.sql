@@ -2222,6 +2222,23 @@ BEGIN
     RETURN v_count;
 END $$;
 
+-- Couriers' positions are kept for a day after they were sent (a person's
+-- whereabouts; the ETA uses only the last 10 minutes). No index on at,
+-- which would make every update of a position non-HOT: the table has one
+-- row per courier, and the sweep reads it whole.
+CREATE OR REPLACE FUNCTION purge_positions(p_batch integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_count integer;
+BEGIN
+    DELETE FROM courier_positions p
+     USING (SELECT courier_id FROM courier_positions
+             WHERE at <= now() - interval '1 day' LIMIT p_batch) old
+     WHERE p.courier_id = old.courier_id AND p.at <= now() - interval '1 day';
+    GET DIAGNOSTICS v_count = ROW_COUNT;
+    RETURN v_count;
+END $$;
+
 -- ---------------------------------------------------------------- webhooks
 
 -- A subscription as the API shows it (never a secret).

@@ -2,8 +2,9 @@
 the scheduled function on AWS (before it sends webhooks) and by `make run`'s
 sender loop (once a minute). Each batch is one statement that costs what it
 removes: events past EVENT_RETENTION_DAYS (their webhook rows and attempts
-with them), idempotency keys past 24 hours, and the contacts and
-instructions of deliveries final for CONTACT_RETENTION_DAYS."""
+with them), idempotency keys past 24 hours, the contacts and instructions
+of deliveries final for CONTACT_RETENTION_DAYS, and couriers' positions a day
+after they were sent."""
 
 import logging
 import time
@@ -32,7 +33,8 @@ def sweep(seconds: float = 10.0) -> dict[str, int]:
     removed = {"contacts": _drain("erase_contacts", (config.contact_retention_days(),),
                                   deadline),
                "events": _drain("purge_events", (config.event_retention_days(),), deadline),
-               "idempotency_keys": _drain("purge_idempotency_keys", (), deadline)}
+               "idempotency_keys": _drain("purge_idempotency_keys", (), deadline),
+               "positions": _drain("purge_positions", (), deadline)}
     if any(removed.values()):
         _log.info("retention sweep", extra={"fields": removed})
     return removed

@@ -1,7 +1,8 @@
 """The retention sweep (chalicelib/retention.py, run by the scheduled function
 and by make run's sender loop): events past EVENT_RETENTION_DAYS go with their
-webhook rows and attempts, idempotency keys past 24 hours go, nothing else
-does, and each statement removes at most one batch."""
+webhook rows and attempts, idempotency keys past 24 hours and couriers'
+positions past a day go, nothing else does, and each statement removes at
+most one batch."""
 
 import time
 
@@ -27,7 +28,7 @@ def _count(db, sql: str, *args) -> int:
 
 def _sweep_until_clean() -> dict[str, int]:
     """Sweeps until nothing more is due (other tests' rows may be due too)."""
-    total = {"contacts": 0, "events": 0, "idempotency_keys": 0}
+    total = {"contacts": 0, "events": 0, "idempotency_keys": 0, "positions": 0}
     while True:
         removed = retention.sweep()
         total = {k: total[k] + removed[k] for k in total}
@@ -70,7 +71,8 @@ def test_old_events_go_with_their_webhook_rows_and_new_ones_stay(api, db, receiv
     # The feed reads on from a position whose event is gone.
     page = api.get(f"/events?after={old_event}", token=sender["token"]).json
     assert [e["delivery_id"] for e in page["items"]] == [new["id"]]
-    assert _sweep_until_clean() == {"contacts": 0, "events": 0, "idempotency_keys": 0}
+    assert _sweep_until_clean() == {"contacts": 0, "events": 0, "idempotency_keys": 0,
+                                    "positions": 0}
 
 
 def test_events_are_removed_a_bounded_batch_at_a_time(api, database_url):
@@ -106,3 +108,28 @@ def test_expired_idempotency_keys_go_and_live_ones_replay(api, db):
     replay = api.post("/deliveries", body, token=sender["token"],
                       headers={"Idempotency-Key": "fresh"})
     assert replay.headers.get("idempotent-replayed") == "true"
+
+
+def test_a_courier_position_goes_a_day_after_it_was_sent(api, db):
+    old, fresh = api.new_courier(), api.new_courier()
+    for courier in (old, fresh):
+        assert api.put("/me/location", body={"lat": 52.5, "lng": 13.4},
+                       token=courier["token"]).status == 204
+    with db.cursor() as cur:
+        cur.execute("UPDATE courier_positions SET at = now() - interval '1 day 1 minute'"
+                    " WHERE courier_id = %s", (old["courier_id"],))
+    assert _sweep_until_clean()["positions"] >= 1
+    left = {cid for (cid,) in _rows(db, "SELECT courier_id FROM courier_positions"
+                                        " WHERE courier_id IN (%s, %s)",
+                                    old["courier_id"], fresh["courier_id"])}
+    assert left == {fresh["courier_id"]}
+    # a courier whose position went sends a new one as their first
+    assert api.put("/me/location", body={"lat": 1, "lng": 2}, token=old["token"]).status == 204
+    assert _count(db, "SELECT count(*) FROM courier_positions WHERE courier_id = %s",
+                  old["courier_id"]) == 1
+
+
+def _rows(db, sql: str, *args) -> list[tuple]:
+    with db.cursor() as cur:
+        cur.execute(sql, args)
+        return cur.fetchall()

@@ -613,6 +613,14 @@ $$;
 
 -- ---------------------------------------------------------------- stops
 
+-- A stop's window as the answers and the tracking page show it.
+CREATE OR REPLACE FUNCTION window_text(p_start timestamptz, p_end timestamptz) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN p_start IS NULL THEN 'null'
+                ELSE concat('{"start":"', rfc3339_exact(p_start), '","end":"',
+                            rfc3339_exact(p_end), '"}') END
+$$;
+
 -- One stop's JSON text as every answer shows it, with "contact":null last
 -- (delivery_text puts the contact there for those who may see it); NULL when
 -- there is no stop. p_requires_pin is NULL for a pickup.
@@ -632,9 +640,7 @@ LANGUAGE sql STABLE AS $$
                                ELSE concat('{"lat":', trim_scale(p_lat), ',"lng":',
                                            trim_scale(p_lng), '}') END,
         ',"instructions":', coalesce(to_json(p_instructions)::text, 'null'),
-        ',"window":', CASE WHEN p_start IS NULL THEN 'null'
-                           ELSE concat('{"start":"', rfc3339_exact(p_start), '","end":"',
-                                       rfc3339_exact(p_end), '"}') END,
+        ',"window":', window_text(p_start, p_end),
         CASE WHEN p_requires_pin IS NOT NULL
              THEN concat(',"requires_pin":', CASE WHEN p_requires_pin THEN 'true' ELSE 'false' END,
                          ',"pin":null') END,
@@ -956,7 +962,6 @@ LANGUAGE sql STABLE AS $$
                   ',"tracking_url":', CASE WHEN d.sender_id = p_sender_id THEN d.id::text
                                            ELSE 'null' END,
                   CASE WHEN sees_contacts(d, p_sender_id, p_courier_id)
-                            AND d.status IN ('assigned', 'picked_up')
                        THEN courier_live_text(d)
                        ELSE ',"courier_location":null,"eta":null' END,
                   '}')
@@ -1989,14 +1994,6 @@ END $$;
 -- How long after its final status a delivery can still be tracked.
 CREATE OR REPLACE FUNCTION tracking_days() RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$ SELECT 7 $$;
-
--- A stop's window as the tracking page shows it.
-CREATE OR REPLACE FUNCTION window_text(p_start timestamptz, p_end timestamptz) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT CASE WHEN p_start IS NULL THEN 'null'
-                ELSE concat('{"start":"', rfc3339_exact(p_start), '","end":"',
-                            rfc3339_exact(p_end), '"}') END
-$$;
 
 -- What the recipient may see of a delivery (GET /track/{token}/status; the
 -- token was checked in Python, which found p_delivery_id in it): no cost,

@@ -125,13 +125,18 @@ def _checked_phone(digits: str, path: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def coordinate(value: Any, path: str, limit: int) -> Decimal:
+def number(value: Any, path: str, low: int, high: int, places: Decimal) -> Decimal:
+    """A JSON number from low to high, rounded half-even to places."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _fail(path, "must be a JSON number")
-    number = Decimal(value)
-    if not number.is_finite() or not -limit <= number <= limit:
-        raise _fail(path, f"must be from {-limit} to {limit}")
-    return number.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
+    result = Decimal(value)
+    if not result.is_finite() or not low <= result <= high:
+        raise _fail(path, f"must be from {low} to {high}")
+    return result.quantize(places, rounding=ROUND_HALF_EVEN)
+
+
+def coordinate(value: Any, path: str, limit: int) -> Decimal:
+    return number(value, path, -limit, limit, SIX_PLACES)
 
 
 def instant_text(moment: datetime) -> str:
@@ -180,10 +185,7 @@ def position(body: dict[str, Any], now: datetime | None = None) \
     lng = coordinate(body.get("lng"), "lng", 180)
     accuracy = body.get("accuracy_m")
     if accuracy is not None:
-        if isinstance(accuracy, bool) or not isinstance(accuracy, int | Decimal) \
-                or not Decimal(accuracy).is_finite() or not 0 <= accuracy <= 10_000:
-            raise _fail("accuracy_m", "must be a JSON number from 0 to 10000")
-        accuracy = Decimal(accuracy).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+        accuracy = number(accuracy, "accuracy_m", 0, 10_000, Decimal("0.1"))
     at = body.get("at")
     if at is not None:
         at = _instant(at, "at")

@@ -116,7 +116,7 @@ def base_url(request: Any) -> str:
 
 def render(body: str, request: Any) -> str:
     """The owner sender's tracking URLs put into a delivery answer."""
-    if '"tracking_url":' not in body or not _MARK.search(body):
+    if not _MARK.search(body):
         return body
     keys = _key_pair()
     if keys is None:

@@ -11,7 +11,7 @@ PORT   ?= 8000
 CHECK_WORKERS ?= 2
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops bench-tracking clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops bench-tracking bench-keys clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -87,6 +87,12 @@ bench-stops: $(VENV)/.installed
 # status against GET /deliveries/{did} (about a minute).
 bench-tracking: $(VENV)/.installed
 	$(PY) -m bench.tracking
+
+# `make bench-keys`: GET /deliveries/{did} and POST /deliveries with an API key
+# against a login token, and what a request costs when it refreshes the key's
+# last_used_at (under a minute).
+bench-keys: $(VENV)/.installed
+	$(PY) -m bench.keys
 
 # `make bench-flood`: the login flood of 40 clients from one address against
 # make run's server (about 30 s).

@@ -39,10 +39,15 @@ def _body() -> dict:
 
 
 def _as_caller(fn: str, *args: object) -> list:
-    """Calls an authenticated stored function with the caller's token digest,
-    names the caller in the access log, and returns the function's other OUT
-    values."""
-    caller_id, *rest = conn.call(fn, web.bearer_digest(), *args)
+    """Calls an authenticated stored function with the caller's credential
+    digest (refreshing an API key's last_used_at in the same statement when
+    it is due), names the caller in the access log, and returns the
+    function's other OUT values."""
+    digest = web.bearer_digest()
+    touch = credentials.touch_due(digest)
+    caller_id, *rest = conn.call(fn, digest, *args, touch=digest if touch else None)
+    if touch:
+        credentials.touched(digest)
     web.set_user(caller_id)
     return rest
 
@@ -342,6 +347,37 @@ def list_webhooks() -> Response:
 @app.route("/webhooks/{wid}", methods=["DELETE"], content_types=[])
 def delete_webhook(wid: str) -> Response:
     _authed("delete_webhook", validation.positive_id(wid, "wid"))
+    return Response(body="", status_code=204)
+
+
+@app.route("/api-keys", methods=["POST"])
+def create_api_key() -> Response:
+    body = _body()
+    name = validation.name(body, "name", 64)
+    scope = validation.one_of({"scope": "write", **body}, "scope", ("read", "write"))
+    expires_at = body.get("expires_at")
+    if expires_at is not None:
+        from chalicelib import stops
+
+        expires_at = stops.rfc3339_instant(expires_at, "expires_at")
+    key = credentials.new_api_key()
+    (answer,) = _as_caller("create_api_key", name, scope, expires_at,
+                           credentials.api_key_sha256(key),
+                           key[:credentials.KEY_PREFIX_LENGTH])
+    kept = json.loads(answer)
+    shown = {"id": kept.pop("id"), "name": kept.pop("name"), "scope": kept.pop("scope"),
+             "key": key, **kept}
+    return web.json_response(json.dumps(shown, separators=(",", ":")), status=201)
+
+
+@app.route("/api-keys", methods=["GET"], content_types=[])
+def list_api_keys() -> Response:
+    return web.json_response(_authed("list_api_keys"))
+
+
+@app.route("/api-keys/{kid}", methods=["DELETE"], content_types=[])
+def delete_api_key(kid: str) -> Response:
+    _authed("delete_api_key", validation.positive_id(kid, "kid"))
     return Response(body="", status_code=204)
 
 

@@ -8,7 +8,8 @@ tools/local_server.py) calls release() after each request: the connection goes
 to a small process-wide idle pool, which the next request on any thread takes
 from before it opens one. Lambda never calls it: one connection per instance.
 Every call is a single `SELECT * FROM fn(...)` in autocommit mode: no BEGIN,
-no COMMIT, one round trip.
+no COMMIT, one round trip. A call that also refreshes an API key's
+last_used_at joins touch_api_key(...) in the same statement.
 """
 
 import logging
@@ -24,7 +25,7 @@ from chalicelib.errors import ServiceUnavailableError
 
 _local = threading.local()
 _log = logging.getLogger("delivery_api.db")
-_sql_cache: dict[tuple[str, int], str] = {}
+_sql_cache: dict[tuple[str, int, bool], str] = {}
 # Released connections, most recently used last; at most DB_IDLE_CONNECTIONS.
 _idle: list[psycopg2.extensions.connection] = []
 _idle_lock = threading.Lock()
@@ -152,21 +153,26 @@ def _take_idle() -> psycopg2.extensions.connection | None:
         _close(conn)
 
 
-def _sql(fn: str, nargs: int) -> str:
-    key = (fn, nargs)
+def _sql(fn: str, nargs: int, touch: bool) -> str:
+    key = (fn, nargs, touch)
     sql = _sql_cache.get(key)
     if sql is None:
         if not fn.isidentifier():
             raise ValueError(f"not a function name: {fn!r}")
-        sql = _sql_cache[key] = f"SELECT * FROM {fn}({', '.join(['%s'] * nargs)})"
+        call = f"{fn}({', '.join(['%s'] * nargs)})"
+        sql = _sql_cache[key] = (f"SELECT f.* FROM {call} f CROSS JOIN touch_api_key(%s)"
+                                 if touch else f"SELECT * FROM {call}")
     return sql
 
 
-def rows(fn: str, *args: object) -> list[tuple]:
-    """All rows of stored function `fn` called with bound `args`. A database
+def rows(fn: str, *args: object, touch: bytes | None = None) -> list[tuple]:
+    """All rows of stored function `fn` called with bound `args` (and, in the
+    same statement, touch_api_key(touch) when touch is given). A database
     error becomes what chalicelib.errors' table says; one it does not know is
     raised as it is."""
-    sql = _sql(fn, len(args))
+    sql = _sql(fn, len(args), touch is not None)
+    if touch is not None:
+        args = (*args, touch)
     attempt = 1
     while True:
         conn = connection()
@@ -190,7 +196,7 @@ def rows(fn: str, *args: object) -> list[tuple]:
             raise decided.error(message) from None
 
 
-def call(fn: str, *args: object) -> tuple | None:
+def call(fn: str, *args: object, touch: bytes | None = None) -> tuple | None:
     """The first row that stored function `fn` returns (JSON columns as text)."""
-    result = rows(fn, *args)
+    result = rows(fn, *args, touch=touch)
     return result[0] if result else None

@@ -1,10 +1,12 @@
-"""Passwords and bearer tokens: how they are made, kept and checked."""
+"""Passwords, login tokens and API keys: how they are made, kept and checked."""
 
 import base64
 import hashlib
 import hmac
 import os
 import re
+import time
+import zlib
 
 # scrypt at one of OWASP's recommended settings (N=2^14, r=8, p=5: 16 MiB of
 # memory per hash). The parameters are stored in each hash, so raising them
@@ -16,6 +18,17 @@ _DKLEN = 32
 _MAXMEM = 64 * 1024 * 1024
 
 _TOKEN_RE = re.compile(r"[0-9a-f]{40}")
+# An API key: dk_, 37 characters of 216 random bits, 6 of the CRC-32 of
+# those 37 (so that a scanner, or this service before any round trip, can
+# tell a key from a typo), all base62.
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_KEY_RE = re.compile(r"dk_[0-9A-Za-z]{43}")
+_KEY_RANDOM, _KEY_CHECK = 37, 6
+KEY_PREFIX_LENGTH = 10
+# A process refreshes a key's last_used_at at most this often (the database
+# at most once a minute whatever the number of processes).
+TOUCH_SECONDS = 60.0
+_touched: dict[bytes, float] = {}
 
 # Verified against when a username is unknown, so that an unknown username
 # costs the same scrypt work as a wrong password. Its key matches no password
@@ -62,3 +75,59 @@ def token_digest(token: str) -> bytes:
 
 def is_token(value: str) -> bool:
     return _TOKEN_RE.fullmatch(value) is not None
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, digit = divmod(number, 62)
+        digits.append(_BASE62[digit])
+    return "".join(reversed(digits))
+
+
+def _key_check(random_part: str) -> str:
+    return _base62(zlib.crc32(random_part.encode()), _KEY_CHECK)
+
+
+def new_api_key() -> str:
+    """dk_ and 43 base62 characters: 216 random bits (27 bytes of os.urandom,
+    which 37 base62 digits hold), then a 6-character CRC-32 of them."""
+    random_part = _base62(int.from_bytes(os.urandom(27)), _KEY_RANDOM)
+    return f"dk_{random_part}{_key_check(random_part)}"
+
+
+def is_api_key(value: str) -> bool:
+    return (_KEY_RE.fullmatch(value) is not None
+            and value[-_KEY_CHECK:] == _key_check(value[3:3 + _KEY_RANDOM]))
+
+
+def api_key_sha256(key: str) -> bytes:
+    """What the database keeps of a key: its SHA-256."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def bearer_digest(credential: str) -> bytes | None:
+    """What the database's session_of takes for a bearer credential: the
+    SHA-256 of a login token (32 bytes), or b"k" and the SHA-256 of an API key
+    (33 bytes); None when the value is neither."""
+    if is_token(credential):
+        return token_digest(credential)
+    if is_api_key(credential):
+        return b"k" + api_key_sha256(credential)
+    return None
+
+
+def touch_due(digest: bytes) -> bool:
+    """True when the credential is an API key that this process has not
+    refreshed (touched) in the last TOUCH_SECONDS."""
+    if len(digest) != 33:
+        return False
+    last = _touched.get(digest)
+    return last is None or time.monotonic() - last >= TOUCH_SECONDS
+
+
+def touched(digest: bytes) -> None:
+    """Notes that a request with this key, which refreshed it, succeeded."""
+    if len(_touched) > 10_000:
+        _touched.clear()
+    _touched[digest] = time.monotonic()

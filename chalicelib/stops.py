@@ -150,7 +150,7 @@ def instant_text(moment: datetime) -> str:
     return text + "Z"
 
 
-def _instant(value: Any, path: str) -> datetime:
+def rfc3339_instant(value: Any, path: str) -> datetime:
     if not isinstance(value, str) or not _RFC3339_RE.fullmatch(value):
         raise _fail(path, "must be an RFC 3339 date-time with an offset "
                           "(\"2026-05-01T09:00:00+02:00\")")
@@ -167,7 +167,7 @@ def _instant(value: Any, path: str) -> datetime:
 
 
 def _window_bound(value: Any, path: str, now: datetime, end: bool) -> datetime:
-    moment = _instant(value, path)
+    moment = rfc3339_instant(value, path)
     if end and moment <= now:
         raise _fail(path, "must be in the future")
     if not end and moment > now + WINDOW_AHEAD:
@@ -188,7 +188,7 @@ def position(body: dict[str, Any], now: datetime | None = None) \
         accuracy = number(accuracy, "accuracy_m", 0, 10_000, Decimal("0.1"))
     at = body.get("at")
     if at is not None:
-        at = _instant(at, "at")
+        at = rfc3339_instant(at, "at")
         if at > now + POSITION_AHEAD:
             raise _fail("at", "must be at most 60 seconds ahead")
         if at < now - POSITION_BEHIND:

@@ -161,15 +161,17 @@ def set_user(user_id: object) -> None:
 
 
 def bearer_digest() -> bytes:
-    """SHA-256 of the bearer token of the current request, or 401."""
+    """The digest of the current request's bearer credential (a login token
+    or an API key) as the database takes it (credentials.bearer_digest), or 401."""
     header = request().headers.get("authorization")
     if not header:
         raise UnauthorizedError("Authorization: a bearer token is required")
     scheme, _, rest = header.strip().partition(" ")
-    token = rest.strip() if scheme.lower() == "bearer" else header.strip()
-    if not credentials.is_token(token):
+    credential = rest.strip() if scheme.lower() == "bearer" else header.strip()
+    digest = credentials.bearer_digest(credential)
+    if digest is None:
         raise UnauthorizedError("Authorization: the token is invalid, expired or revoked")
-    return credentials.token_digest(token)
+    return digest
 
 
 def json_response(body: str | None, status: int = 200,

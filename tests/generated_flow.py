@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import TypeVar, assert_type
 
 from delivery_api_client import AuthenticatedClient, Client
+from delivery_api_client.api.api_keys import create_api_key, delete_api_key, list_api_keys
 from delivery_api_client.api.couriers import courier_revenue
 from delivery_api_client.api.deliveries import (
     assign_delivery,
@@ -34,6 +35,10 @@ from delivery_api_client.api.tracking import put_location, track_status
 from delivery_api_client.api.users import login, me
 from delivery_api_client.models import (
     AddressInput,
+    ApiKeyCreated,
+    ApiKeyList,
+    ApiKeyRequest,
+    ApiKeyScope,
     ContactInput,
     CourierLogin,
     CourierMe,
@@ -224,3 +229,60 @@ def run(base_url: str) -> Flow:
                 delivered=delivered, revenue_before=revenue_before,
                 revenue_after=revenue_after, not_found=not_found,
                 with_stops=with_stops, patched=patched, tracked=tracked)
+
+
+@dataclass(frozen=True)
+class KeyFlow:
+    """What an integration with API keys saw."""
+    write_key: ApiKeyCreated
+    read_key: ApiKeyCreated
+    listed: ApiKeyList
+    created_with_key: Delivery
+    read_with_key: Delivery
+    refused_write: Error
+    after_delete: Error
+
+
+def run_with_keys(base_url: str) -> KeyFlow:
+    """A person logs in once and makes keys; the integration then works with
+    keys alone: a write key creates and reads a delivery, a read key reads
+    and is refused a write, and a deleted key is refused."""
+    anonymous = Client(base_url=base_url, raise_on_unexpected_status=True)
+    person = expect(login.sync(client=anonymous,
+                               body=LoginRequest(username="sender", password="pass")),
+                    SenderLogin, "POST /auth as sender")
+    as_person = AuthenticatedClient(base_url=base_url, token=person.token,
+                                    raise_on_unexpected_status=True)
+    write_key = expect(create_api_key.sync(client=as_person,
+                                           body=ApiKeyRequest(name="shop backend")),
+                       ApiKeyCreated, "POST /api-keys")
+    assert_type(write_key.key, str)
+    assert_type(write_key.last_used_at, datetime | None)
+    assert write_key.scope is ApiKeyScope.WRITE and write_key.key.startswith(write_key.prefix)
+    read_key = expect(create_api_key.sync(
+        client=as_person, body=ApiKeyRequest(name="dashboard", scope=ApiKeyScope.READ,
+                                             expires_at=datetime.now(UTC) + timedelta(days=30))),
+        ApiKeyCreated, "POST /api-keys (read)")
+    assert read_key.expires_at is not None and read_key.expires_at > datetime.now(UTC)
+
+    as_shop = AuthenticatedClient(base_url=base_url, token=write_key.key,
+                                  raise_on_unexpected_status=True)
+    as_dashboard = AuthenticatedClient(base_url=base_url, token=read_key.key,
+                                       raise_on_unexpected_status=True)
+    order = DeliveryInput(size="10x10x10", cost="5.00", external_id=f"key-{uuid.uuid4().hex[:12]}")
+    created = expect(create_delivery.sync(client=as_shop, body=order), Delivery,
+                     "POST /deliveries with a write key")
+    read = expect(get_delivery.sync(created.id, client=as_dashboard), Delivery,
+                  "GET /deliveries/{did} with a read key")
+    refused = expect(create_delivery.sync(client=as_dashboard, body=order), Error,
+                     "POST /deliveries with a read key")
+    listed = expect(list_api_keys.sync(client=as_person), ApiKeyList, "GET /api-keys")
+
+    for made in (write_key, read_key):
+        gone = delete_api_key.sync_detailed(made.id, client=as_person)
+        assert gone.status_code == 204, gone
+    after = expect(get_delivery.sync(created.id, client=as_shop), Error,
+                   "GET /deliveries/{did} with a deleted key")
+    return KeyFlow(write_key=write_key, read_key=read_key, listed=listed,
+                   created_with_key=created, read_with_key=read, refused_write=refused,
+                   after_delete=after)

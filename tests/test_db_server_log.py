@@ -122,3 +122,23 @@ def test_refused_requests_leave_no_digest_or_password_hash_in_the_server_log(
     assert digest not in lowered and token not in lowered
     assert "scrypt$" not in text
     assert "STATEMENT:" not in text
+
+
+def test_requests_with_an_api_key_leave_neither_it_nor_its_digest_in_the_server_log(
+        api, server_log):
+    from chalicelib import credentials
+
+    token = api.login("sender", "pass")
+    made = api.post("/api-keys", {"name": "log check"}, token=token)
+    assert made.status == 201, made
+    key = made.json["key"]
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    offset = server_log.stat().st_size
+    credentials._touched.clear()  # the refusal's statement refreshes the key too
+    assert api.get("/deliveries/999999998", token=key).status == 404
+    assert api.get("/deliveries/999999997", token=key).status == 404
+    text = _wait_for(server_log, offset, ["delivery 999999997 not found"])
+    assert "delivery 999999998 not found" in text, text[-2000:]
+    lowered = text.lower()
+    assert key.lower() not in lowered and key[3:] not in text and digest not in lowered
+    assert "STATEMENT:" not in text

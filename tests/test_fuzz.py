@@ -1,7 +1,8 @@
 """Schemathesis fuzzes every operation of openapi.yaml against a real `chalice local`.
 
 Every generated case (valid and invalid bodies, path and query parameters) is sent
-as the demo sender, as the demo courier and without a token. No response may be a
+as the demo sender, as the demo courier, with a read-only API key of the demo
+sender and without a token. No response may be a
 5xx, and every response must conform to the document: a documented status code,
 its content type, its required headers and its schema. The database starts with
 the demo sender's deliveries in every status of the lifecycle, some of them the
@@ -72,6 +73,7 @@ def fuzz_target(server_url: str) -> Iterator[dict[str, Any]]:
         try:
             tokens = {role: _login(base, role) for role in ("sender", "courier")}
             _seed_lifecycle(base, tokens)
+            tokens["read_key"] = _read_key(base, tokens["sender"])
             yield {"base": base, "db": db, "tokens": tokens, "log": log_path}
         finally:
             db.close()
@@ -116,6 +118,13 @@ def _seed_lifecycle(base: str, tokens: dict[str, str]) -> None:
     assert reply.status_code == 201, reply.text
 
 
+def _read_key(base: str, token: str) -> str:
+    reply = requests.post(f"{base}/api-keys", json={"name": "fuzz", "scope": "read"},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert reply.status_code == 201, reply.text
+    return reply.json()["key"]
+
+
 def _fresh_token(db: Any, username: str) -> str:
     """A new session for a demo user, made behind the API's back (no scrypt cost)."""
     token = secrets.token_hex(20)
@@ -141,12 +150,14 @@ def test_fuzzed_requests_get_documented_responses_and_no_5xx(case, fuzz_target):
         return
     _stats["cases"] += 1
     base, tokens = fuzz_target["base"], fuzz_target["tokens"]
-    callers: list[str | None] = ["sender", "courier", None] if _secured(case) else [None]
+    callers: list[str | None] = (["sender", "courier", "read_key", None] if _secured(case)
+                                 else [None])
     for caller in callers:
         headers = {}
         if caller is not None:
             token = tokens[caller]
-            if case.method.upper() == "DELETE" and case.path == "/auth":
+            if case.method.upper() == "DELETE" and case.path == "/auth" \
+                    and caller != "read_key":
                 token = _fresh_token(fuzz_target["db"], caller)  # logout revokes it
             headers["Authorization"] = f"Bearer {token}"
         response = case.call(base_url=base, headers=headers, timeout=30)

@@ -7,7 +7,8 @@ Next to it goes tests/generated_flow.py, the code an integrator would write:
 flow must drive a whole delivery through a real local server: login as the demo
 sender and courier, a create with an Idempotency-Key and its replay, assign to
 courier 1, pickup, deliver, the revenue in a window around now, and a 404 read
-as the generated Error with its ErrorCode.
+as the generated Error with its ErrorCode; and an integration that works with
+API keys alone (run_with_keys).
 
 Skipped, saying why, when openapi-python-client (or mypy, for the type check)
 is not installed: both are in requirements-dev.txt.
@@ -123,3 +124,22 @@ def test_the_generated_client_drives_a_delivery_through_the_server(generated, li
     assert flow.not_found.code == error_code("NotFoundError")
     assert flow.not_found.to_dict() == {"Code": "NotFoundError",
                                         "Message": "delivery 999999999 not found"}
+
+
+def test_the_generated_client_works_with_api_keys(generated, live):
+    sys.path.insert(0, str(generated["folder"]))
+    flow_module = importlib.import_module(FLOW.stem)
+
+    flow = flow_module.run_with_keys(live["base"])
+
+    assert flow.created_with_key.sender_id == 1  # the demo sender's, made with its key
+    assert flow.read_with_key.id == flow.created_with_key.id
+    assert flow.refused_write.to_dict() == {"Code": "ForbiddenError",
+                                            "Message": "scope: this key is read-only"}
+    assert flow.after_delete.code.value == "UnauthorizedError"
+    listed = {item.id: item for item in flow.listed.items}
+    assert {flow.write_key.id, flow.read_key.id} <= set(listed)
+    assert listed[flow.write_key.id].prefix == flow.write_key.key[:10]
+    assert listed[flow.write_key.id].last_used_at is not None  # used by the create
+    assert listed[flow.read_key.id].scope.value == "read"
+    assert not hasattr(listed[flow.write_key.id], "key")

@@ -155,14 +155,22 @@ def test_no_secret_in_any_log_line(api, captured):
     assert api.get("/me", headers={"Authorization": token}).status == 200  # bare token
     assert api.post("/deliveries", {"size": "1x2x3", "cost": "1.00", "description": body_text},
                     token=token).status == 403  # a courier may not create one
+    made = api.post("/api-keys", {"name": "log key", "scope": "read"}, token=token)
+    assert made.status == 201
+    key = made.json["key"]
+    assert api.get("/me", token=key).status == 200
+    assert api.post("/deliveries", {"size": "1x2x3", "cost": "1.00"}, token=key).status == 403
+    assert api.delete(f"/api-keys/{made.json['id']}", token=token).status == 204
+    assert api.get("/me", token=key).status == 401  # deleted
     assert api.delete("/auth", token=token).status == 204
     assert api.get("/me", token=token).status == 401  # revoked
 
     lines = captured.lines()  # each one JSON object
-    assert len(captured.access()) == 8
+    assert len(captured.access()) == 13
     text = captured.text
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    for secret in (password, wrong, token, digest, body_text, "Bearer", "uthorization"):
+    digests = [hashlib.sha256(secret.encode()).hexdigest() for secret in (token, key)]
+    for secret in (password, wrong, token, key, key[3:], *digests, body_text, "Bearer",
+                   "uthorization"):
         assert secret not in text, secret
     assert all(set(line) <= ACCESS_FIELDS | {"code"} for line in lines)
 
@@ -237,7 +245,7 @@ def test_database_warning_is_a_json_line_with_the_request_id(api, sender_token, 
 
 def test_unhandled_error_is_one_json_line_with_the_request_id(api, sender_token, captured,
                                                               monkeypatch):
-    def fail(*args):
+    def fail(*args, **kwargs):
         raise RuntimeError("a bug\nover two lines")
 
     import app as app_module

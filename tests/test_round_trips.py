@@ -193,3 +193,22 @@ def test_a_webhook_to_a_host_name_checks_the_token_first_in_its_own_statement(
                                       "0" * 40)
     assert unknown.status == 401
     assert [s.split("(")[0] for s in statements] == ["SELECT * FROM token_caller"]
+
+
+def test_an_api_key_sends_one_statement_and_its_refresh_rides_in_it(wire, api, scene):
+    from chalicelib import credentials
+
+    made = api.post("/api-keys", {"name": "wire"}, token=scene["sender"]["token"])
+    assert made.status == 201, made
+    key, path = made.json["key"], f"/deliveries/{scene['delivery']['id']}"
+    credentials._touched.clear()
+    reply, statements = _statements(wire, api, "GET", path, token=key)
+    assert reply.status == 200 and len(statements) == 1, statements
+    assert statements[0].startswith("SELECT f.* FROM get_delivery(")
+    assert "CROSS JOIN touch_api_key(" in statements[0]
+    for method, body in (("GET", None), ("POST", {"size": "1x2x3", "cost": 5})):
+        reply, statements = _statements(wire, api, method,
+                                        path if method == "GET" else "/deliveries",
+                                        body=body, token=key)
+        assert reply.status in (200, 201) and len(statements) == 1, statements
+        assert statements[0].startswith("SELECT * FROM "), statements

@@ -66,12 +66,29 @@ def secrets_in_play(api, database_url):
         # Use the live tokens, so that anything a request might store is stored.
         for user_tokens in tokens.values():
             assert api.get("/me", token=user_tokens[0]).status == 200
+        # API keys: made, used (a read, a write, a refused write), one deleted.
+        keys = {}
+        for scope in ("write", "read", "write"):
+            made = api.post("/api-keys", {"name": f"{scope} key", "scope": scope},
+                            token=tokens[users[0]["user_id"]][0])
+            assert made.status == 201, made
+            keys[made.json["key"]] = made.json["id"]
+        write_key, read_key, deleted_key = keys
+        assert api.get("/me", token=read_key).status == 200
+        assert api.post("/deliveries", {"size": "1x2x3", "cost": 5}, token=write_key).status \
+            == 201
+        assert api.post("/deliveries", {"size": "1x2x3", "cost": 5}, token=read_key).status \
+            == 403
+        assert api.delete(f"/api-keys/{keys[deleted_key]}",
+                          token=tokens[users[0]["user_id"]][0]).status == 204
+        assert api.get("/me", token=deleted_key).status == 401
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.removeHandler(records)
             logger.setLevel(level)
     return {"password": password, "wrong": wrong, "users": users, "tokens": tokens,
-            "revoked": revoked, "logs": "\n".join(records.lines)}
+            "revoked": revoked, "keys": list(keys), "deleted_key": deleted_key,
+            "logs": "\n".join(records.lines)}
 
 
 def secret_strings(state) -> list[str]:
@@ -82,6 +99,9 @@ def secret_strings(state) -> list[str]:
     for token in (t for user_tokens in state["tokens"].values() for t in user_tokens):
         found += [token, token.upper(), base64.b64encode(bytes.fromhex(token)).decode(),
                   base64.b64encode(token.encode()).decode(), token.encode().hex()]
+    for key in state["keys"]:
+        found += [key, key[3:], key.lower(), base64.b64encode(key.encode()).decode(),
+                  key.encode().hex()]
     return found
 
 
@@ -93,7 +113,8 @@ def table_names(db) -> list[str]:
 
 
 def test_every_table_was_dumped(db, secrets_in_play):
-    assert {"users", "senders", "couriers", "sessions", "deliveries"} <= set(table_names(db))
+    assert {"users", "senders", "couriers", "sessions", "deliveries", "api_keys"} \
+        <= set(table_names(db))
 
 
 def test_no_secret_in_any_row(db, secrets_in_play):
@@ -222,3 +243,12 @@ def test_database_url_password_never_reaches_a_client(api, monkeypatch):
         monkeypatch.undo()
         conn.drop()
     assert api.get("/health").status == 200
+
+
+def test_api_keys_hold_only_sha256_digests_of_keys(db, secrets_in_play):
+    user_id = secrets_in_play["users"][0]["user_id"]
+    with db.cursor() as cur:
+        cur.execute("SELECT key_sha256, prefix FROM api_keys WHERE user_id = %s", (user_id,))
+        stored = {bytes(digest): prefix for digest, prefix in cur.fetchall()}
+    live = [k for k in secrets_in_play["keys"] if k != secrets_in_play["deleted_key"]]
+    assert stored == {hashlib.sha256(k.encode()).digest(): k[:10] for k in live}

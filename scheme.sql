@@ -2463,13 +2463,17 @@ END $$;
 -- minute (so that reads stay reads but for one write a minute). p_token as
 -- session_of takes it; a login token touches nothing. Python adds this to
 -- a request's statement (conn.rows' touch) when its process has not
--- touched the key for a minute.
+-- touched the key for a minute. It never waits: a key row locked by another
+-- touch (which sets the same time) or by its delete is skipped, so the
+-- touch adds no lock that the request's own locks could cycle with.
 CREATE OR REPLACE FUNCTION touch_api_key(p_token bytea) RETURNS void
 LANGUAGE sql AS $$
     UPDATE api_keys SET last_used_at = now()
-     WHERE octet_length(p_token) = 33 AND key_sha256 = substring(p_token FROM 2)
-       AND (expires_at IS NULL OR expires_at > now())
-       AND (last_used_at IS NULL OR last_used_at <= now() - interval '1 minute')
+     WHERE id = (SELECT k.id FROM api_keys k
+                  WHERE octet_length(p_token) = 33 AND k.key_sha256 = substring(p_token FROM 2)
+                    AND (k.expires_at IS NULL OR k.expires_at > now())
+                    AND (k.last_used_at IS NULL OR k.last_used_at <= now() - interval '1 minute')
+                    FOR NO KEY UPDATE SKIP LOCKED)
 $$;
 
 -- The sender, step 1: takes up to p_limit due deliveries and leases them for

@@ -332,3 +332,33 @@ def test_a_delete_among_concurrent_requests_leaves_no_success_after_its_answer(l
     after = [r for r in results if r[0] > answered]
     assert after and all(r[2] == 401 for r in after), after[:5]
     assert any(r[2] == 200 for r in results)
+
+
+def test_a_refresh_never_waits_on_a_locked_key(api, database_url, sender):
+    """Another transaction holds the key's row: the request with a due refresh
+    answers without waiting for it (the refresh is skipped), and the next one
+    after the lock is gone refreshes."""
+    import psycopg2
+
+    made = make_key(api, sender["token"])
+    holder = psycopg2.connect(database_url)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT 1 FROM api_keys WHERE id = %s FOR UPDATE", (made["id"],))
+            credentials._touched.clear()
+            started = time.monotonic()
+            reply = api.get("/me", token=made["key"])
+            assert reply.status == 200, reply
+            assert time.monotonic() - started < 4  # the statement timeout is 5 s
+        holder.rollback()
+        with holder.cursor() as cur:
+            cur.execute("SELECT last_used_at FROM api_keys WHERE id = %s", (made["id"],))
+            assert cur.fetchone()[0] is None
+        holder.rollback()
+        credentials._touched.clear()
+        assert api.get("/me", token=made["key"]).status == 200
+        with holder.cursor() as cur:
+            cur.execute("SELECT last_used_at FROM api_keys WHERE id = %s", (made["id"],))
+            assert cur.fetchone()[0] is not None
+    finally:
+        holder.close()

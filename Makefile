@@ -100,4 +100,5 @@ bench-flood: $(VENV)/.installed
 	$(PY) -m bench.flood
 
 clean:
+	test ! -x $(PY) || rm -rf "$$(dirname "$$($(PY) -m tools.devdb path)")"
 	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build

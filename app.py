@@ -86,7 +86,7 @@ def health() -> Response:
     try:
         return web.json_response(conn.call("health")[0])
     except Exception:
-        body = json.dumps({"status": "unavailable", "database": "unavailable"})
+        body = '{"status":"unavailable","database":"unavailable"}'
         return web.json_response(body, status=503)
 
 
@@ -335,7 +335,7 @@ def create_webhook() -> Response:
     subscription = json.loads(response.body)
     subscription["secret"] = webhooks.secret_text(
         webhooks.secret(subscription["id"], bytes(nonce)))
-    response.body = json.dumps(subscription)
+    response.body = json.dumps(subscription, separators=(",", ":"))
     return response
 
 
@@ -367,7 +367,8 @@ def create_api_key() -> Response:
     kept = json.loads(answer)
     shown = {"id": kept.pop("id"), "name": kept.pop("name"), "scope": kept.pop("scope"),
              "key": key, **kept}
-    return web.json_response(json.dumps(shown, separators=(",", ":")), status=201)
+    return web.json_response(json.dumps(shown, separators=(",", ":"), ensure_ascii=False),
+                             status=201)
 
 
 @app.route("/api-keys", methods=["GET"], content_types=[])

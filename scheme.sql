@@ -1191,7 +1191,8 @@ BEGIN
     VALUES (p_username, p_password_hash, 'sender') RETURNING id INTO v_user_id;
     INSERT INTO senders (user_id, company_name)
     VALUES (v_user_id, p_company_name) RETURNING id INTO v_sender_id;
-    RETURN json_build_object('user_id', v_user_id, 'role', 'sender', 'sender_id', v_sender_id);
+    RETURN concat('{"user_id":', v_user_id, ',"role":"sender","sender_id":', v_sender_id,
+                  '}')::json;
 EXCEPTION WHEN unique_violation THEN
     GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
     IF v_constraint IN ('senders_company_name_key', 'senders_company_key_key') THEN
@@ -1215,7 +1216,8 @@ BEGIN
     VALUES (p_username, p_password_hash, 'courier') RETURNING id INTO v_user_id;
     INSERT INTO couriers (user_id, first_name, last_name, phone, vehicle)
     VALUES (v_user_id, p_first_name, p_last_name, p_phone, p_vehicle) RETURNING id INTO v_courier_id;
-    RETURN json_build_object('user_id', v_user_id, 'role', 'courier', 'courier_id', v_courier_id);
+    RETURN concat('{"user_id":', v_user_id, ',"role":"courier","courier_id":', v_courier_id,
+                  '}')::json;
 EXCEPTION WHEN unique_violation THEN
     GET STACKED DIAGNOSTICS v_constraint = CONSTRAINT_NAME;
     IF v_constraint = 'couriers_phone_key' THEN
@@ -1376,17 +1378,18 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     body := (
-        SELECT json_build_object(
-            'user_id', u.id,
-            'username', u.username,
-            'role', u.role,
-            'created_at', rfc3339(u.created_at),
-            'sender', (SELECT json_build_object('id', s.id, 'company_name', s.company_name)
-                         FROM senders s WHERE s.user_id = u.id),
-            'courier', (SELECT json_build_object('id', k.id, 'first_name', k.first_name,
-                                                 'last_name', k.last_name, 'phone', k.phone,
-                                                 'vehicle', k.vehicle)
-                          FROM couriers k WHERE k.user_id = u.id))
+        SELECT concat('{"user_id":', u.id, ',"username":', to_json(u.username),
+                      ',"role":"', u.role, '","created_at":"', rfc3339(u.created_at),
+                      '","sender":', coalesce((
+                          SELECT concat('{"id":', s.id, ',"company_name":',
+                                        to_json(s.company_name), '}')
+                            FROM senders s WHERE s.user_id = u.id), 'null'),
+                      ',"courier":', coalesce((
+                          SELECT concat('{"id":', k.id, ',"first_name":', to_json(k.first_name),
+                                        ',"last_name":', to_json(k.last_name),
+                                        ',"phone":"', k.phone, '","vehicle":"', k.vehicle, '"}')
+                            FROM couriers k WHERE k.user_id = u.id), 'null'),
+                      '}')::json
           FROM users u WHERE u.id = c.user_id);
 END $$;
 
@@ -2692,16 +2695,13 @@ BEGIN
     END IF;
     caller_id := c.user_id;
     SELECT * INTO w FROM revenue_window(c.courier_id, p_from, p_to);
-    body := json_build_object(
-        'courier_id', c.courier_id,
-        'from', rfc3339_exact(p_from),
-        'to', rfc3339_exact(p_to),
-        'deliveries', w.deliveries,
-        'revenue', w.revenue::text);
+    body := concat('{"courier_id":', c.courier_id, ',"from":"', rfc3339_exact(p_from),
+                   '","to":"', rfc3339_exact(p_to), '","deliveries":', w.deliveries,
+                   ',"revenue":"', w.revenue, '"}')::json;
 END $$;
 
 -- Liveness of the database itself.
 CREATE OR REPLACE FUNCTION health() RETURNS json
-LANGUAGE sql STABLE AS $$ SELECT json_build_object('status', 'ok', 'database', 'ok') $$;
+LANGUAGE sql STABLE AS $$ SELECT '{"status":"ok","database":"ok"}'::json $$;
 
 COMMIT;

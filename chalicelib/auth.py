@@ -102,7 +102,7 @@ def login(body: dict[str, Any]) -> Response:
     del result["locked_seconds"]
     web.set_user(user_id)
     return web.json_response(json.dumps(
-        {"token": token, "hash": token, "token_type": "Bearer", **result}))
+        {"token": token, "hash": token, "token_type": "Bearer", **result}, separators=(",", ":")))
 
 
 def locked_out(seconds: int) -> Response:

@@ -4,8 +4,10 @@ value stops the start with a message naming the variable instead of failing
 requests one by one. Each value is read where it is used, from the environment
 as it is then."""
 
+import hashlib
 import os
 import re
+from pathlib import Path
 
 _TRUE = ("1", "true", "yes")
 _FALSE = ("0", "false", "no")
@@ -117,6 +119,35 @@ def public_base_url() -> str | None:
 
 
 _ssm_cache: dict[str, str] = {}
+
+
+def local_pgdata() -> Path:
+    """Where `make run` keeps the embedded database of this checkout: DELIVERY_PGDATA,
+    else a folder of its own under $XDG_DATA_HOME (~/.local/share), named after
+    the checkout's path. Outside the project, so that `chalice local`'s reloader,
+    which watches every file of the project, does not restart on the
+    database's writes."""
+    given = os.environ.get("DELIVERY_PGDATA")
+    if given:
+        return Path(given).resolve()
+    project = Path(__file__).resolve().parent.parent
+    base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    tag = hashlib.sha256(str(project).encode()).hexdigest()[:12]
+    return base / "delivery-api" / f"{project.name}-{tag}" / "pgdata"
+
+
+def local_database_dsn() -> str | None:
+    """The DSN of the embedded server `make run` started for this checkout
+    (read from its postmaster.pid: socket folder and port), or None when it
+    is not running."""
+    try:
+        lines = (local_pgdata() / "postmaster.pid").read_text().splitlines()
+        port, socket_dir = int(lines[3]), lines[4].strip()
+    except (OSError, IndexError, ValueError):
+        return None
+    if not socket_dir:
+        return None
+    return f"host={socket_dir} port={port} dbname=postgres user=postgres"
 
 
 def _ssm_key(name: str) -> str:

@@ -31,8 +31,27 @@ _idle: list[psycopg2.extensions.connection] = []
 _idle_lock = threading.Lock()
 
 
+# No DATABASE_URL under `chalice local` and no embedded server running.
+NO_LOCAL_DATABASE = ("database: unavailable: DATABASE_URL is not set and no local database "
+                     "is running; start one with `make run` (or set DATABASE_URL)")
+
+
+def _local_dsn() -> str:
+    """Under `chalice local` (which sets AWS_CHALICE_CLI_MODE) without
+    DATABASE_URL: the embedded server `make run` started, or 503 saying what
+    to run. Elsewhere "": libpq's defaults (PGHOST and the rest), as on AWS."""
+    if os.environ.get("AWS_CHALICE_CLI_MODE") != "true":
+        return ""
+    from chalicelib import config
+
+    dsn = config.local_database_dsn()
+    if dsn is None:
+        raise ServiceUnavailableError(NO_LOCAL_DATABASE)
+    return dsn
+
+
 def _settings() -> dict[str, object]:
-    dsn = os.environ.get("DATABASE_URL", "")
+    dsn = os.environ.get("DATABASE_URL", "") or _local_dsn()
     kwargs: dict[str, object] = {
         "connect_timeout": int(os.environ.get("DB_CONNECT_TIMEOUT", "3")),
         "application_name": "delivery-api",

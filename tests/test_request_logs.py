@@ -378,3 +378,28 @@ def test_local_refusals_before_the_app_carry_a_request_id(live):
         ("tools/local_server.py: X-Request-Id on chalice local's and its own refusals", ids)
     (refused,) = _server_lines(live["log"], {ids[1]})
     assert refused["status"] == 413 and refused["code"] == "PayloadTooLargeError"
+
+
+def test_the_local_server_writes_one_line_per_request(live):
+    """`make run`'s server: the JSON access line only, not also http.server's
+    own "GET /... HTTP/1.1" 401 line."""
+    import time
+
+    marker = f"/deliveries/{secrets.randbelow(10**9) + 10**9}"
+    ids = []
+    for _ in range(3):
+        reply = live["api"].get(marker)
+        assert reply.status == 401
+        ids.append(reply.headers["x-request-id"])
+    log_path = live["log"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        text = log_path.read_text()
+        if all(request_id in text for request_id in ids):
+            break
+        time.sleep(0.05)
+    lines = text.splitlines()
+    for request_id in ids:
+        (line,) = [line for line in lines if request_id in line]
+        assert json.loads(line)["route"] == "/deliveries/{did}"
+    assert not [line for line in lines if marker in line]

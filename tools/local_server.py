@@ -97,6 +97,10 @@ class GuardedRequestHandler(local.ChaliceRequestHandler):
         self._body: bytes | None = None
         local.BaseHTTPRequestHandler.__init__(self, request, client_address, server)
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        """Nothing: the app's JSON access line (or _refuse's) is the one line of
+        a request. http.server's own errors still reach stderr (log_error)."""
+
     def handle_one_request(self) -> None:
         # A keep-alive client may stay idle between requests as long as it likes
         # (it holds a thread, not a database connection); once a request line
@@ -172,7 +176,8 @@ class GuardedRequestHandler(local.ChaliceRequestHandler):
 
         self.close_connection = True
         request_id = web.new_request_id()
-        body = json.dumps({"Code": refusal.code, "Message": refusal.message})
+        body = json.dumps({"Code": refusal.code, "Message": refusal.message},
+                          separators=(",", ":"))
         headers = {"Content-Type": "application/json", "Connection": "close",
                    "X-Request-Id": request_id, **web.COMMON_HEADERS}
         try:

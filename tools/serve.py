@@ -7,7 +7,9 @@ from WEBHOOK_SIGNING_KEY); plain http:// and local receivers are allowed
 (WEBHOOK_ALLOW_HTTP=true unless set otherwise).
 
 Uses DATABASE_URL when set; otherwise starts the embedded PostgreSQL with its
-data in .pgdata/ (kept between runs; DELIVERY_PGDATA names another folder).
+data outside the project (kept between runs; `python -m tools.devdb path` says
+where, DELIVERY_PGDATA names another folder), so that `chalice local` beside it
+finds it and its reloader does not see the database's writes.
 Ctrl-C or SIGTERM stops the API and the embedded database this command started.
 """
 
@@ -18,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from chalicelib import config
 from tools import devdb
 
 
@@ -31,14 +34,13 @@ def main() -> int:
     server = None
     url = os.environ.get("DATABASE_URL")
     if not url:
-        pgdata = Path(os.environ.get("DELIVERY_PGDATA", devdb.LOCAL_PGDATA))
-        server = devdb.start_embedded(pgdata.resolve(), keep=True)
+        server = devdb.start_embedded(config.local_pgdata(), keep=True)
         url = server.get_uri()
     devdb.apply_sql(url, devdb.SCHEME)
     devdb.apply_sql(url, devdb.DEMO)
     env = {"WEBHOOK_ALLOW_HTTP": "true", **os.environ, "DATABASE_URL": url}
     if not env.get("WEBHOOK_SIGNING_KEY"):
-        env["WEBHOOK_SIGNING_KEY"] = _local_key(server.pgdata if server else devdb.LOCAL_PGDATA)
+        env["WEBHOOK_SIGNING_KEY"] = _local_key(server.pgdata if server else config.local_pgdata())
     print(f"serving http://127.0.0.1:{port}/ (demo users: sender/pass, courier/pass)", flush=True)
     children = [subprocess.Popen([sys.executable, "-m", module, *args], cwd=devdb.ROOT, env=env)
                 for module, args in (

@@ -11,28 +11,28 @@ PORT   ?= 8000
 CHECK_WORKERS ?= 2
 export PORT
 
-.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops bench-tracking bench-keys clean
+.PHONY: run test check lint migrate package bench bench-webhooks bench-flood bench-writers bench-stops bench-tracking bench-keys clean help
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed  ## serve the API on 127.0.0.1:PORT (8000) with the embedded database and demo data
 	$(PY) -m tools.serve
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed  ## the whole suite against a real PostgreSQL (what CI runs)
 	TEST_FAST_HASH= $(PY) -m pytest
 
-check: lint
+check: lint  ## the fast loop: lint and every test not marked slow
 	TEST_FAST_HASH=1 $(PY) -m pytest -m "not slow" -n $(CHECK_WORKERS) --dist loadscope \
 		-p no:schemathesis -p no:hypothesispytest -p no:anyio
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed  ## ruff, and the OpenAPI document with Redocly and Spectral
 	$(VENV)/bin/ruff check .
 	bash tools/lint_openapi.sh
 
-migrate: $(VENV)/.installed
+migrate: $(VENV)/.installed  ## apply scheme.sql to DATABASE_URL
 	$(PY) -m tools.devdb migrate
 
 # `make package`: the prod stage as a SAM template and a deployment zip in
@@ -48,7 +48,7 @@ migrate: $(VENV)/.installed
 PACKAGE_DIR ?= build/package
 XRAY ?= false
 MERGE_FILES := .chalice/sam-merge.json $(if $(filter true,$(XRAY)),.chalice/sam-merge-xray.json)
-package: $(VENV)/.installed
+package: $(VENV)/.installed  ## the prod stage as a SAM template and a Lambda zip (no AWS account needed)
 	rm -rf $(PACKAGE_DIR)
 	mkdir -p $(PACKAGE_DIR)
 	$(PY) -m tools.merge_template $(MERGE_FILES) > $(PACKAGE_DIR)/merge-template.json
@@ -61,44 +61,47 @@ package: $(VENV)/.installed
 # of one bare round trip, at 10k, 100k and 1M deliveries (a few minutes; figures
 # in bench/results/). A quick run: make bench BENCH_ARGS="--sizes 10000 --seconds 0.5"
 BENCH_ARGS ?=
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed  ## every endpoint against the floor at 10k, 100k and 1M deliveries
 	$(PY) -m bench.run $(BENCH_ARGS)
 
 # `make bench-webhooks`: a keyed create against an unkeyed one, and the webhook
 # sender's delay and throughput to a local receiver (a minute or two).
-bench-webhooks: $(VENV)/.installed
+bench-webhooks: $(VENV)/.installed  ## idempotency keys and the webhook sender
 	$(PY) -m bench.webhooks
 
 # `make bench-writers`: the write mix from 1 to 16 concurrent writers, the
 # schema's design against the former global lock and against that lock removed,
 # in alternating slices, and the feed's latency (a minute or two; also a
 # section of `make bench`).
-bench-writers: $(VENV)/.installed
+bench-writers: $(VENV)/.installed  ## concurrent writers
 	$(PY) -m bench.writers
 
 # `make bench-stops`: a create with both stops against one without, and the reads
 # with stops against without, in alternating slices; the retention sweep on 1M
 # deliveries with stops (a few minutes).
-bench-stops: $(VENV)/.installed
+bench-stops: $(VENV)/.installed  ## stops against none; the retention sweep at 1M
 	$(PY) -m bench.stops
 
 # `make bench-tracking`: PUT /me/location from 8 concurrent couriers against a
 # one-row INSERT, courier_positions' size before and after, and the tracking
 # status against GET /deliveries/{did} (about a minute).
-bench-tracking: $(VENV)/.installed
+bench-tracking: $(VENV)/.installed  ## courier positions; the tracking status
 	$(PY) -m bench.tracking
 
 # `make bench-keys`: GET /deliveries/{did} and POST /deliveries with an API key
 # against a login token, and what a request costs when it refreshes the key's
 # last_used_at (under a minute).
-bench-keys: $(VENV)/.installed
+bench-keys: $(VENV)/.installed  ## API keys against login tokens
 	$(PY) -m bench.keys
 
 # `make bench-flood`: the login flood of 40 clients from one address against
 # make run's server (about 30 s).
-bench-flood: $(VENV)/.installed
+bench-flood: $(VENV)/.installed  ## the login flood against make run's server
 	$(PY) -m bench.flood
 
-clean:
+clean:  ## remove .venv, caches, builds and this checkout's local database
 	test ! -x $(PY) || rm -rf "$$(dirname "$$($(PY) -m tools.devdb path)")"
 	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build
+
+help:  ## this list
+	@awk -F ':[^#]*## ' '/^[a-z-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -1,6 +1,8 @@
 """Headless Chromium for the tests of pages a person looks at (the docs page,
 the tracking page): driven over the DevTools protocol through a pipe, offline
-(every host but 127.0.0.1 fails to resolve). Skipped without /usr/bin/chromium."""
+(every host but 127.0.0.1 fails to resolve). The browser: CHROMIUM (a path), else
+Debian's /usr/bin/chromium, else a chromium or Chrome on PATH. Skipped without
+one, unless REQUIRE_BROWSER=1 (the CI files set it): then that is a failure."""
 
 import json
 import os
@@ -16,7 +18,21 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
+
+def _find_chromium() -> Path | None:
+    given = os.environ.get("CHROMIUM")
+    if given:
+        return Path(given)
+    if Path("/usr/bin/chromium").exists():
+        return Path("/usr/bin/chromium")
+    for name in ("chromium", "chromium-browser", "google-chrome-stable", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    return None
+
+
+CHROMIUM = _find_chromium()
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -199,9 +215,12 @@ class Page:
 
 def started_chromium(prefix: str) -> Iterator[Chromium]:
     """A Chromium for a module's tests (a fixture's body), or a skip."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent: the browser tests need Debian's chromium "
-                    "(apt-get install chromium)")
+    if CHROMIUM is None or not CHROMIUM.exists():
+        why = ("no Chromium: the browser tests need one (apt-get install chromium, "
+               "or CHROMIUM=<path>)")
+        if os.environ.get("REQUIRE_BROWSER") == "1":
+            pytest.fail(why + "; REQUIRE_BROWSER=1 makes that a failure")
+        pytest.skip(why)
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     browser = Chromium(workdir)
     try:

@@ -53,8 +53,10 @@ package: $(VENV)/.installed  ## the prod stage as a SAM template and a Lambda zi
 	mkdir -p $(PACKAGE_DIR)
 	$(PY) -m tools.merge_template $(MERGE_FILES) > $(PACKAGE_DIR)/merge-template.json
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/chalice package --stage prod \
-		--merge-template $(abspath $(PACKAGE_DIR)/merge-template.json) $(PACKAGE_DIR)
-	rm $(PACKAGE_DIR)/merge-template.json
+		--merge-template $(abspath $(PACKAGE_DIR)/merge-template.json) $(PACKAGE_DIR) \
+		2>$(PACKAGE_DIR)/chalice.err || { $(PY) -m tools.package_failure $(PACKAGE_DIR)/chalice.err; exit 2; }
+	cat $(PACKAGE_DIR)/chalice.err >&2
+	rm $(PACKAGE_DIR)/merge-template.json $(PACKAGE_DIR)/chalice.err
 	@$(PY) -c 'import os, sys; print(f"{sys.argv[1]}: {os.path.getsize(sys.argv[1]) / 2**20:.1f} MiB")' $(PACKAGE_DIR)/deployment.zip
 
 # `make bench`: every endpoint through the Lambda entry point against the floor

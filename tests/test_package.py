@@ -358,3 +358,44 @@ def test_gateway_responses_carry_the_apps_headers_and_echo_none(template):
         literal = {name: value[1:-1] for name, value in headers.items()}
         retry = RETRY_AFTER.get(kind)
         assert literal == {**expected, **({"Retry-After": retry} if retry else {})}, kind
+
+
+def _bare_env(tmp_path: Path) -> dict[str, str]:
+    """No AWS configuration at all: no region, no credentials, no ~/.aws."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)
+    return env
+
+
+def test_plain_chalice_package_needs_no_aws_configuration(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([str(VENV / "bin" / "chalice"), "package", str(out)], cwd=ROOT,
+                          env=_bare_env(tmp_path), capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "sam.json").exists() and (out / "deployment.zip").exists()
+
+
+def test_an_offline_package_without_wheels_ends_in_one_line(tmp_path):
+    """A copy of the project (its own, empty, chalice deployment cache) packaged
+    with pip offline and no wheels at hand."""
+    copy = tmp_path / "project"
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    for name in filter(None, tracked):
+        target = copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((ROOT / name).read_bytes())
+    env = {**_bare_env(tmp_path), "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(tmp_path)}
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-o", f"{VENV}/.installed", f"VENV={VENV}",
+         f"PACKAGE_DIR={tmp_path / 'out'}", "package"],
+        cwd=copy, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines()
+            if line.strip() and not line.startswith("make:")]
+    assert len(said) == 1, done.stderr
+    assert said[0].startswith("package: no Linux") and "PIP_FIND_LINKS" in said[0], said
+    assert "Traceback" not in done.stderr

@@ -5,12 +5,13 @@
    courier), against the floor of the same threads each sending a one-row
    INSERT, in alternating slices: positions/s (per thread too) and CPU per
    position (this process and the backends); then courier_positions' relation
-   sizes before and after, and how many of its updates were HOT.
+   sizes before and after, and how many of its updates were HOT. With
+   --processes each courier is a process of its own, as Lambda instances are.
 2. `GET /track/{token}/status` against `GET /deliveries/{did}` of the same
    picked-up delivery (a fresh position, both stops), CPU per request in
    alternating slices (goal: at most 1.2x).
 
-    .venv/bin/python -m bench.tracking [--couriers 8] [--seconds 10] [--slices 5]
+    .venv/bin/python -m bench.tracking [--couriers 8] [--seconds 10] [--slices 5] [--processes]
 """
 
 import argparse
@@ -155,6 +156,88 @@ def positions(app: Any, url: str, couriers: list[dict[str, Any]], seconds: float
     return out
 
 
+def _courier_process(url: str, token: str, index: int, orders: Any, results: Any) -> None:
+    """One courier as its own process (as separate Lambda instances are): its
+    own interpreter, app and connection, and a floor connection. Runs each
+    ordered slice from its start to its deadline (perf_counter is the
+    system's monotonic clock, shared by the processes) and reports the count,
+    its own CPU and its backend's."""
+    os.environ["DATABASE_URL"] = url
+    import app
+    from chalicelib import conn
+
+    floor = psycopg2.connect(url)
+    floor.autocommit = True
+    lat = 52.5 + index / 100
+    events = [rest_event("PUT", "/me/location", token=token,
+                         body={"lat": lat, "lng": 13.4 + n / 10**5}) for n in range(500)]
+    context = LambdaContext()
+    _call(app, events[0], 204)  # the connection is open before any clock runs
+    while True:
+        kind, start, deadline = orders.get()
+        if kind == "stop":
+            floor.close()
+            return
+        backend = conn.connection() if kind == "put" else floor
+        server0, cpu0 = backend_cpu_ns(backend) or 0, time.process_time()
+        while time.perf_counter() < start:
+            time.sleep(0.001)
+        n = 0
+        if kind == "put":
+            while time.perf_counter() < deadline:
+                reply = app.app(events[n % 500], context)
+                assert reply["statusCode"] == 204, reply
+                n += 1
+        else:
+            with floor.cursor() as cur:
+                while time.perf_counter() < deadline:
+                    cur.execute("INSERT INTO bench_floor (v) VALUES (1)")
+                    n += 1
+        results.put((n, time.process_time() - cpu0, (backend_cpu_ns(backend) or 0) - server0))
+
+
+def positions_in_processes(url: str, couriers: list[dict[str, Any]], seconds: float,
+                           slices: int) -> dict[str, Any]:
+    """positions(), with each courier a process of its own instead of a thread
+    (no interpreter lock shared between couriers)."""
+    import multiprocessing
+
+    spawn = multiprocessing.get_context("spawn")
+    results = spawn.Queue()
+    orders = [spawn.Queue() for _ in couriers]
+    workers = [spawn.Process(target=_courier_process, daemon=True,
+                             args=(url, courier["token"], i, orders[i], results))
+               for i, courier in enumerate(couriers)]
+    with psycopg2.connect(url) as db, db.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS bench_floor (v integer)")
+    for worker in workers:
+        worker.start()
+
+    def run(kind: str, length: float) -> tuple[int, float, int, float]:
+        start = time.perf_counter() + 0.2  # every process has its order by then
+        for queue in orders:
+            queue.put((kind, start, start + length))
+        reports = [results.get(timeout=120) for _ in workers]
+        return (sum(r[0] for r in reports), length, sum(r[2] for r in reports),
+                sum(r[1] for r in reports))
+
+    run("put", 0.3)  # warm
+    totals = {"put": [0, 0.0, 0, 0.0], "floor": [0, 0.0, 0, 0.0]}
+    for round_ in range(slices):
+        for kind in ("put", "floor") if round_ % 2 == 0 else ("floor", "put"):
+            for k, value in enumerate(run(kind, seconds / slices)):
+                totals[kind][k] += value
+    for queue in orders:
+        queue.put(("stop", 0, 0))
+    for worker in workers:
+        worker.join(timeout=30)
+    out = {}
+    for kind, (n, wall, ns, cpu) in totals.items():
+        out[kind] = {"per_s": n / wall, "per_thread_s": n / wall / len(couriers),
+                     "python_us": cpu / n * 1e6, "postgres_us": ns / n / 1e3, "count": n}
+    return out
+
+
 def track_against_get(app: Any, slices: int, per_slice: int) -> dict[str, Any]:
     from chalicelib import tracking
 
@@ -184,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--slices", type=int, default=5)
     parser.add_argument("--per-slice", type=int, default=400)
+    parser.add_argument("--processes", action="store_true",
+                        help="each courier a process of its own (as Lambda instances are), "
+                             "not a thread")
     args = parser.parse_args(argv)
     os.environ["AUTH_RATE_PER_MINUTE"] = "0"
     os.environ.setdefault("WEBHOOK_SIGNING_KEY", "bench-" + "k" * 40)
@@ -207,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
         before, (upd0, hot0) = sizes(cur), hot_share(cur)
         log(f"PUT /me/location against a one-row INSERT: {args.slices} alternating slices, "
             f"{args.seconds:g} s each side")
-        measured = positions(app, url, couriers, args.seconds, args.slices)
+        measured = (positions_in_processes(url, couriers, args.seconds, args.slices)
+                    if args.processes else
+                    positions(app, url, couriers, args.seconds, args.slices))
         after, (upd1, hot1) = sizes(cur), hot_share(cur)
         log("GET /track/{token}/status against GET /deliveries/{did}")
         track = track_against_get(app, 10, args.per_slice)
@@ -218,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in (("PUT /me/location", put), ("one-row INSERT (floor)", floor)):
         print(f"| {name} | {m['per_s']:.0f} | {m['per_thread_s']:.0f} | {m['python_us']:.0f} | "
               f"{m['postgres_us']:.0f} |")
-    print(f"\nPer thread, PUT /me/location over the floor: "
+    print(f"\nPer {'process' if args.processes else 'thread'}, PUT /me/location over the floor: "
           f"{put['per_thread_s'] / floor['per_thread_s']:.2f} (goal: at least 0.5), "
           f"{args.couriers} couriers, {put['count']:,} positions.")
     print(f"courier_positions after {upd1 - upd0:,} updates ({hot1 - hot0:,} HOT): heap "

@@ -102,7 +102,7 @@ bench-flood: $(VENV)/.installed  ## the login flood against make run's server
 	$(PY) -m bench.flood
 
 clean:  ## remove .venv, caches, builds and this checkout's local database
-	test ! -x $(PY) || rm -rf "$$(dirname "$$($(PY) -m tools.devdb path)")"
+	test ! -x $(PY) || $(PY) -m tools.devdb clean
 	rm -rf $(VENV) .pgdata .pytest_cache .ruff_cache build
 
 help:  ## this list

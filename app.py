@@ -22,10 +22,14 @@ from chalicelib import auth, config, conn, credentials, validation, web
 
 config.check()  # a wrong setting stops the start, naming the variable
 # `chalice package` (and `chalice local`) with no AWS configuration at all: the
-# region only names the template's target, no AWS service is contacted. On
-# Lambda the runtime sets the region; a configured one wins everywhere.
+# region only names the template's target, no AWS service is contacted. Only
+# when no region is configured anywhere (environment or profile); on Lambda
+# the runtime sets it.
 if os.environ.get("AWS_CHALICE_CLI_MODE") == "true":
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    import botocore.session  # there with chalice; never on Lambda's path
+
+    if botocore.session.Session().get_config_variable("region") is None:
+        os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
 
 app = Chalice(app_name="delivery-api")
 # Any origin may call (tokens, not cookies); browsers may send Idempotency-Key

@@ -1337,15 +1337,19 @@ BEGIN
         'courier_id', (SELECT id FROM couriers WHERE user_id = u.id));
 END $$;
 
--- The caller of a token, or 401: the check a route makes before work that
--- must not be done for an unknown caller (resolving a webhook host).
+-- The caller of a credential that may write, or 401 (403 for a read-only
+-- key): the check a route makes before work that must not be done for an
+-- unknown caller, or one that may not write (resolving a webhook host).
 CREATE OR REPLACE FUNCTION token_caller(p_token bytea, OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    c record;
 BEGIN
-    SELECT c.user_id INTO caller_id FROM session_of(p_token) c;
-    IF NOT FOUND THEN
-        PERFORM api_fail(401, 'Authorization: the token is invalid, expired or revoked');
+    SELECT * INTO c FROM session_of(p_token);
+    IF NOT FOUND OR c.key_scope = 'read' THEN
+        PERFORM refuse_caller(FOUND, 'scope: this key is read-only');
     END IF;
+    caller_id := c.user_id;
 END $$;
 
 -- Revokes the session of a login token; 401 when it is not a live session,

@@ -38,9 +38,11 @@ NO_LOCAL_DATABASE = ("database: unavailable: DATABASE_URL is not set and no loca
 
 def _local_dsn() -> str:
     """Under `chalice local` (which sets AWS_CHALICE_CLI_MODE) without
-    DATABASE_URL: the embedded server `make run` started, or 503 saying what
-    to run. Elsewhere "": libpq's defaults (PGHOST and the rest), as on AWS."""
-    if os.environ.get("AWS_CHALICE_CLI_MODE") != "true":
+    DATABASE_URL, PGHOST or PGSERVICE: the embedded server `make run` started,
+    or 503 saying what to run. Elsewhere "": libpq's defaults (PGHOST and the
+    rest), as on AWS."""
+    if os.environ.get("AWS_CHALICE_CLI_MODE") != "true" or os.environ.get("PGHOST") \
+            or os.environ.get("PGSERVICE"):
         return ""
     from chalicelib import config
 

@@ -18,9 +18,9 @@ _DKLEN = 32
 _MAXMEM = 64 * 1024 * 1024
 
 _TOKEN_RE = re.compile(r"[0-9a-f]{40}")
-# An API key: dk_, 37 characters of 216 random bits, 6 of the CRC-32 of
-# those 37 (so that a scanner, or this service before any round trip, can
-# tell a key from a typo), all base62.
+# An API key: dk_, 37 random base62 characters (each uniform: 220 bits), 6 of
+# the CRC-32 of those 37 (so that a scanner, or this service before any
+# round trip, can tell a key from a typo), also base62.
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _KEY_RE = re.compile(r"dk_[0-9A-Za-z]{43}")
 _KEY_RANDOM, _KEY_CHECK = 37, 6
@@ -90,9 +90,13 @@ def _key_check(random_part: str) -> str:
 
 
 def new_api_key() -> str:
-    """dk_ and 43 base62 characters: 216 random bits (27 bytes of os.urandom,
-    which 37 base62 digits hold), then a 6-character CRC-32 of them."""
-    random_part = _base62(int.from_bytes(os.urandom(27)), _KEY_RANDOM)
+    """dk_ and 43 base62 characters: 37 drawn uniformly from os.urandom (a byte
+    below 248 = 4 x 62 gives one character, others are drawn again), then a
+    6-character CRC-32 of them."""
+    chars: list[str] = []
+    while len(chars) < _KEY_RANDOM:
+        chars += [_BASE62[b % 62] for b in os.urandom(48) if b < 248]
+    random_part = "".join(chars[:_KEY_RANDOM])
     return f"dk_{random_part}{_key_check(random_part)}"
 
 

@@ -61,6 +61,9 @@ def test_keys_are_random_and_carry_a_checksum():
     # Every character of the alphabet turns up: nothing is fixed but dk_.
     assert set("".join(k[3:] for k in keys)) == set(
         "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    # Each random character is uniform: the first one too (a key made as one
+    # big number in base62 would start with 0-3 only).
+    assert len({k[3] for k in keys}) > 50
     key = next(iter(keys))
     for position in (3, 20, len(key) - 1):
         other = "A" if key[position] != "A" else "B"
@@ -107,6 +110,8 @@ def test_a_read_key_reads_and_cannot_write(api, db, sender):
               ("PUT", f"/assign/{did}/{cid}", None),
               ("POST", f"/deliveries/{did}/cancel", None),
               ("POST", "/webhooks", {"url": "http://127.0.0.1:9/h", "events": ["*"]}),
+              # A host name: refused before it is resolved, as an unknown caller is.
+              ("POST", "/webhooks", {"url": "http://localhost:9/h", "events": ["*"]}),
               ("DELETE", "/webhooks/1", None)]
     for method, path, body in writes:
         reply = api.request(method, path, body=body, token=key)

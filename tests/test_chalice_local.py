@@ -128,3 +128,34 @@ def test_devdb_url_prints_the_url_of_a_server_it_leaves_running(tmp_path):
                                  env=env, capture_output=True, text=True, timeout=120)
     assert stopped.returncode == 0, stopped.stderr
     assert not (tmp_path / "pgdata" / "postmaster.pid").exists()
+
+
+def test_a_configured_region_is_left_alone_and_none_gets_a_default(tmp_path):
+    """app.py gives the Chalice command line us-east-1 only when no region is
+    configured anywhere: a profile's region wins."""
+    code = "import os, app; print(os.environ.get('AWS_DEFAULT_REGION'))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CHALICE_CLI_MODE="true", HOME=str(tmp_path),
+               AWS_CONFIG_FILE=str(tmp_path / "config"))
+    runs = {}
+    for name, config_text in (("none", ""), ("profile", "[default]\nregion = eu-west-1\n")):
+        (tmp_path / "config").write_text(config_text)
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        runs[name] = done.stdout.strip()
+    assert runs == {"none": "us-east-1", "profile": "None"}
+
+
+def test_devdb_clean_removes_only_the_data_and_its_key(tmp_path):
+    """`make clean` (python -m tools.devdb clean) with DELIVERY_PGDATA: the data
+    folder and its webhook key go, the folder the user named them in stays."""
+    pgdata = tmp_path / "mine" / "pgdata"
+    pgdata.mkdir(parents=True)
+    (pgdata / "PG_VERSION").write_text("18\n")
+    (tmp_path / "mine" / "pgdata.webhook-key").write_text("k")
+    (tmp_path / "mine" / "keep.txt").write_text("mine")
+    done = subprocess.run([sys.executable, "-m", "tools.devdb", "clean"], cwd=ROOT,
+                          env=_env(pgdata), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["keep.txt"]

@@ -13,10 +13,13 @@ Command line:
                                      running until `python -m tools.devdb stop`)
   python -m tools.devdb stop         stop the embedded server `url` started
   python -m tools.devdb path         where its data is (config.local_pgdata)
+  python -m tools.devdb clean        stop it and delete its data and webhook key
+                                     (`make clean`)
 """
 
 import os
 import secrets
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -147,6 +150,20 @@ def main(argv: list[str]) -> int:
             print("devdb: started the embedded server; it keeps running "
                   "(python -m tools.devdb stop)", file=sys.stderr)
         print(url)
+        return 0
+    if command == "clean":
+        pgdata = config.local_pgdata()
+        if _running_url() is not None:
+            start_embedded(pgdata, keep=True).cleanup()  # stops it (the data stays)
+        shutil.rmtree(pgdata, ignore_errors=True)
+        (pgdata.parent / (pgdata.name + ".webhook-key")).unlink(missing_ok=True)
+        # The folder of the default layout, once empty; never one the user named.
+        if not os.environ.get("DELIVERY_PGDATA"):
+            try:
+                pgdata.parent.rmdir()
+            except OSError:
+                pass
+        print(f"devdb: removed {pgdata}")
         return 0
     if command == "stop":
         if _running_url() is None:

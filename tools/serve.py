@@ -69,6 +69,7 @@ def _local_key(folder: Path) -> str:
     folder = Path(folder)
     path = folder.parent / (folder.name + ".webhook-key")
     if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()

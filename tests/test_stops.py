@@ -3,6 +3,7 @@ contacts and windows; validation that names the path; distance_m; PATCH with
 JSON Merge Patch semantics and the status rules; who sees contacts; the
 erasure of contacts and instructions after a final status."""
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -286,7 +287,9 @@ def test_a_former_courier_sees_no_contact(api, cast):
 
 def test_contacts_and_instructions_are_erased_after_the_retention(api, cast, db):
     sender = cast["sender"]
-    old = create(api, cast, **full_stops())
+    tricky = full_stops()  # quotes and a backslash in what the erasure must find
+    tricky["pickup"]["instructions"] = 'Gate "B", \\ then "instructions":"x"'
+    old = create(api, cast, **tricky)
     young = create(api, cast, **full_stops())
     active = create(api, cast, **full_stops())
     for made in (old, young):
@@ -305,6 +308,8 @@ def test_contacts_and_instructions_are_erased_after_the_retention(api, cast, db)
                                            token=sender["token"]).json["updated_at"]
     events = history(api, sender, old["id"])
     assert len(events) == events_before  # no event
+    text = api.get(f"/deliveries/{old['id']}/events", token=sender["token"]).content.decode()
+    assert text == json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)
     for event in events:  # and the events no longer carry the instructions
         for kind in ("pickup", "dropoff"):
             assert event["data"][kind]["instructions"] is None

@@ -564,6 +564,99 @@ CREATE INDEX api_keys_user_id_idx ON api_keys (user_id);
 DROP FUNCTION IF EXISTS session_of(bytea);
 $step$);
 
+-- The table's checks and its computed column as calls of PL/pgSQL functions.
+-- PostgreSQL reads a table's CHECK expressions and generation expressions
+-- from their stored node text and plans them again for every statement that
+-- writes the table (nothing caches them across statements): for deliveries,
+-- 53 kB of node text (the stops' checks, 15 kB each; the status's facts; the
+-- distance's haversine), a sixth of the server's CPU for every create,
+-- assignment and status change. A call of a PL/pgSQL function is a few
+-- hundred bytes, its body compiled once per session (a SQL function would be
+-- inlined, back to the same size). The rules are those of steps 4 and 8; the
+-- functions belong to this step (a constraint's function changes with a new
+-- step, which checks every row again).
+SELECT pg_temp.migration_step(12, 'checks and distance_m as function calls', $step$
+CREATE OR REPLACE FUNCTION stop_is_whole(p_line1 text, p_line2 text, p_city text,
+    p_state text, p_postal_code text, p_country text, p_lat numeric, p_lng numeric,
+    p_contact_name text, p_contact_phone text, p_instructions text, p_start timestamptz,
+    p_end timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
+BEGIN
+    IF p_line1 IS NULL THEN
+        RETURN num_nonnulls(p_line2, p_city, p_state, p_postal_code, p_country, p_lat, p_lng,
+                            p_contact_name, p_contact_phone, p_instructions, p_start,
+                            p_end) = 0;
+    END IF;
+    RETURN (p_city IS NOT NULL AND p_country ~ '^[A-Z]{2}$'
+            AND char_length(p_line1) BETWEEN 1 AND 200
+            AND char_length(p_line2) BETWEEN 1 AND 200
+            AND char_length(p_city) BETWEEN 1 AND 100
+            AND char_length(p_state) BETWEEN 1 AND 100
+            AND p_postal_code ~ '^[A-Za-z0-9 -]{1,20}$'
+            AND (p_lat IS NULL) = (p_lng IS NULL)
+            AND p_lat BETWEEN -90 AND 90 AND p_lng BETWEEN -180 AND 180
+            AND char_length(p_contact_name) BETWEEN 1 AND 128
+            AND p_contact_phone ~ '^\+[1-9][0-9]{1,14}$'
+            AND char_length(p_instructions) <= 500
+            AND (p_start IS NULL) = (p_end IS NULL)
+            AND p_start < p_end) IS NOT FALSE;
+END $f$;
+CREATE OR REPLACE FUNCTION status_facts_agree(p_status text, p_courier_id bigint,
+    p_picked_up_at timestamptz, p_delivered_at timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
+BEGIN
+    RETURN CASE p_status
+        WHEN 'created' THEN p_courier_id IS NULL AND p_picked_up_at IS NULL
+                            AND p_delivered_at IS NULL
+        WHEN 'assigned' THEN p_courier_id IS NOT NULL AND p_picked_up_at IS NULL
+                             AND p_delivered_at IS NULL
+        WHEN 'picked_up' THEN p_courier_id IS NOT NULL AND p_picked_up_at IS NOT NULL
+                              AND p_delivered_at IS NULL
+        WHEN 'delivered' THEN p_courier_id IS NOT NULL AND p_picked_up_at IS NOT NULL
+                              AND p_delivered_at IS NOT NULL
+        WHEN 'failed' THEN p_courier_id IS NOT NULL AND p_picked_up_at IS NOT NULL
+                           AND p_delivered_at IS NULL
+        ELSE p_picked_up_at IS NULL AND p_delivered_at IS NULL END;
+END $f$;
+-- Haversine on a sphere of 6,371,008.8 m (the mean Earth radius), whole
+-- metres; NULL unless both locations are known.
+CREATE OR REPLACE FUNCTION stops_distance_m(p_lat1 numeric, p_lng1 numeric, p_lat2 numeric,
+                                            p_lng2 numeric)
+RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
+BEGIN
+    IF num_nulls(p_lat1, p_lng1, p_lat2, p_lng2) > 0 THEN
+        RETURN NULL;
+    END IF;
+    RETURN round(2 * 6371008.8 * asin(least(1, sqrt(
+        sin(radians((p_lat2 - p_lat1)::float8) / 2) ^ 2
+        + cos(radians(p_lat1::float8)) * cos(radians(p_lat2::float8))
+          * sin(radians((p_lng2 - p_lng1)::float8) / 2) ^ 2))))::integer;
+END $f$;
+LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE;
+-- One rewrite of the table computes the new column and checks every row.
+ALTER TABLE deliveries
+    DROP CONSTRAINT deliveries_status_facts,
+    ADD CONSTRAINT deliveries_status_facts CHECK (
+        status_facts_agree(status, courier_id, picked_up_at, delivered_at)),
+    DROP CONSTRAINT deliveries_pickup_whole,
+    ADD CONSTRAINT deliveries_pickup_whole CHECK (stop_is_whole(pickup_line1, pickup_line2,
+        pickup_city, pickup_state, pickup_postal_code, pickup_country, pickup_lat, pickup_lng,
+        pickup_contact_name, pickup_contact_phone, pickup_instructions, pickup_window_start,
+        pickup_window_end)),
+    DROP CONSTRAINT deliveries_dropoff_whole,
+    ADD CONSTRAINT deliveries_dropoff_whole CHECK (stop_is_whole(dropoff_line1, dropoff_line2,
+        dropoff_city, dropoff_state, dropoff_postal_code, dropoff_country, dropoff_lat,
+        dropoff_lng, dropoff_contact_name, dropoff_contact_phone, dropoff_instructions,
+        dropoff_window_start, dropoff_window_end)
+        AND (dropoff_line1 IS NOT NULL OR NOT dropoff_requires_pin)),
+    DROP COLUMN distance_m,
+    ADD COLUMN distance_m integer GENERATED ALWAYS AS (
+        stops_distance_m(pickup_lat, pickup_lng, dropoff_lat, dropoff_lng)) STORED;
+$step$);
+
 -- ================================================================ repeatable part
 -- Functions and triggers: replaced on every application.
 

@@ -401,18 +401,36 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"not JSON: {type(value).__name__}")
 
 
-def row(stop: dict[str, Any] | None) -> tuple | None:
-    """A checked stop of a new delivery as the database's stop_input (a row
-    of its columns, which psycopg2 sends as a row constructor); None for none."""
+def row(stop: dict[str, Any] | None) -> str | None:
+    """A checked stop of a new delivery as the database's stop_input, in the
+    text form of a composite value: one string parameter, which the server
+    reads with the type's input function, rather than a row constructor of
+    14 values for psycopg2 to adapt one by one and the server to parse and
+    coerce (docs/benchmark.md, "Stops"). None for none."""
     if stop is None:
         return None
     address, location = stop["address"], stop["location"] or {}
     contact, window = stop["contact"] or {}, stop["window"] or {}
-    return (address["line1"], address["line2"], address["city"], address["state"],
-            address["postal_code"], address["country"], location.get("lat"),
-            location.get("lng"), contact.get("name"), contact.get("phone"),
-            stop["instructions"], window.get("start"), window.get("end"),
-            stop.get("requires_pin"))
+    start, end, pin = window.get("start"), window.get("end"), stop.get("requires_pin")
+    return composite((address["line1"], address["line2"], address["city"], address["state"],
+                      address["postal_code"], address["country"], location.get("lat"),
+                      location.get("lng"), contact.get("name"), contact.get("phone"),
+                      stop["instructions"], start and instant_text(start),
+                      end and instant_text(end), None if pin is None else "tf"[not pin]))
+
+
+def composite(fields: tuple) -> str:
+    """PostgreSQL's text form of a composite value: each field double-quoted
+    with its backslashes and double quotes escaped by a backslash, a NULL
+    field empty."""
+    return "(" + ",".join("" if value is None else '"' + _escaped(str(value)) + '"'
+                          for value in fields) + ")"
+
+
+def _escaped(text: str) -> str:
+    if "\\" in text or '"' in text:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+    return text
 
 
 def to_json(value: dict[str, Any] | None) -> str | None:

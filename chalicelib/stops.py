@@ -129,7 +129,7 @@ def number(value: Any, path: str, low: int, high: int, places: Decimal) -> Decim
     """A JSON number from low to high, rounded half-even to places."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise _fail(path, "must be a JSON number")
-    result = Decimal(value)
+    result = value if isinstance(value, Decimal) else Decimal(value)
     if not result.is_finite() or not low <= result <= high:
         raise _fail(path, f"must be from {low} to {high}")
     return result.quantize(places, rounding=ROUND_HALF_EVEN)
@@ -415,8 +415,8 @@ def row(stop: dict[str, Any] | None) -> str | None:
     return composite((address["line1"], address["line2"], address["city"], address["state"],
                       address["postal_code"], address["country"], location.get("lat"),
                       location.get("lng"), contact.get("name"), contact.get("phone"),
-                      stop["instructions"], start and instant_text(start),
-                      end and instant_text(end), None if pin is None else "tf"[not pin]))
+                      stop["instructions"], start and start.isoformat(),
+                      end and end.isoformat(), None if pin is None else "tf"[not pin]))
 
 
 def composite(fields: tuple) -> str:

@@ -24,6 +24,7 @@ import psycopg2
 from bench.database import database
 from bench.events import LambdaContext, rest_event
 from bench.measure import two_in_slices
+from bench.run import quiet_access_log
 from tools import devdb
 
 
@@ -68,6 +69,8 @@ def _sender(app: Any, name: str) -> tuple[str, int]:
 
 def pairs(slices: int, per_slice: int) -> dict[str, dict[str, float]]:
     import app
+
+    quiet_access_log()  # after the import, which sets the access log up
 
     plain_token, plain_id = _sender(app, f"plain{int(time.time())}")
     stops_token, stops_id = _sender(app, f"stops{int(time.time())}")
@@ -162,9 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--due", type=int, default=20_000)
     args = parser.parse_args(argv)
     os.environ["AUTH_RATE_PER_MINUTE"] = "0"
-    import logging
-
-    logging.getLogger("delivery_api.access").setLevel(logging.WARNING)
     with database() as (url, where):
         devdb.apply_sql(url, devdb.SCHEME)
         os.environ["DATABASE_URL"] = url

@@ -27,6 +27,7 @@ import psycopg2
 from bench.database import database
 from bench.events import LambdaContext, rest_event
 from bench.measure import backend_cpu_ns, two_in_slices
+from bench.run import quiet_access_log
 from tools import devdb
 
 
@@ -166,6 +167,7 @@ def _courier_process(url: str, token: str, index: int, orders: Any, results: Any
     import app
     from chalicelib import conn
 
+    quiet_access_log()
     floor = psycopg2.connect(url)
     floor.autocommit = True
     lat = 52.5 + index / 100
@@ -276,11 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     with database() as (url, where):
         devdb.apply_sql(url, devdb.SCHEME)
         os.environ["DATABASE_URL"] = url
-        import logging
-
         import app
 
-        logging.getLogger("delivery_api.access").setLevel(logging.WARNING)
+        quiet_access_log()  # after the import, which sets the access log up
         log(f"{args.couriers} couriers ({where})")
         couriers = [_user(app, f"courier{i}x{int(time.time())}", "courier")
                     for i in range(args.couriers)]

@@ -1086,6 +1086,18 @@ CREATE OR REPLACE FUNCTION delivery_json(d deliveries, p_sender_id bigint, p_cou
 RETURNS json
 LANGUAGE sql STABLE AS $$ SELECT delivery_text(d, p_sender_id, p_courier_id)::json $$;
 
+-- A bearer credential's digest, as Python's credentials.bearer_digest makes
+-- it: the SHA-256 of a login token (32 bytes), or the byte 'k' and the
+-- SHA-256 of an API key (33 bytes). is_key_digest tells which;
+-- key_sha256_of is the key's SHA-256 (what api_keys keeps). Plain SQL on the
+-- argument alone, inlined, so that a test of the kind is a one-time filter
+-- of the statement that asks.
+CREATE OR REPLACE FUNCTION is_key_digest(p_token bytea) RETURNS boolean
+LANGUAGE sql IMMUTABLE AS $$ SELECT octet_length(p_token) = 33 $$;
+
+CREATE OR REPLACE FUNCTION key_sha256_of(p_token bytea) RETURNS bytea
+LANGUAGE sql IMMUTABLE AS $$ SELECT substring(p_token FROM 2) $$;
+
 -- The user behind a bearer credential; no row when it is unknown, expired,
 -- revoked or deleted. p_token is the SHA-256 of a login token (32 bytes), or
 -- the byte 'k' and the SHA-256 of an API key (33 bytes): Python knows which
@@ -1100,13 +1112,13 @@ LANGUAGE sql STABLE AS $$
     SELECT u.id, u.role, s.id, c.id, t.scope
       FROM (SELECT l.user_id, NULL::text AS scope
               FROM sessions l
-             WHERE octet_length(p_token) = 32
+             WHERE NOT is_key_digest(p_token)
                AND l.token_sha256 = p_token AND l.expires_at > now()
             UNION ALL
             SELECT k.user_id, k.scope
               FROM api_keys k
-             WHERE octet_length(p_token) = 33
-               AND k.key_sha256 = substring(p_token FROM 2)
+             WHERE is_key_digest(p_token)
+               AND k.key_sha256 = key_sha256_of(p_token)
                AND (k.expires_at IS NULL OR k.expires_at > now())) t
       JOIN users u ON u.id = t.user_id
       LEFT JOIN senders s ON s.user_id = u.id
@@ -1451,7 +1463,7 @@ CREATE OR REPLACE FUNCTION logout(p_token bytea,
     OUT caller_id bigint, OUT body json)
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF octet_length(p_token) <> 32 THEN
+    IF is_key_digest(p_token) THEN
         PERFORM refuse_caller(EXISTS (SELECT 1 FROM session_of(p_token)),
             'Authorization: an API key cannot log out; DELETE /api-keys/{kid} revokes it');
     END IF;
@@ -2569,7 +2581,7 @@ CREATE OR REPLACE FUNCTION touch_api_key(p_token bytea) RETURNS void
 LANGUAGE sql AS $$
     UPDATE api_keys SET last_used_at = now()
      WHERE id = (SELECT k.id FROM api_keys k
-                  WHERE octet_length(p_token) = 33 AND k.key_sha256 = substring(p_token FROM 2)
+                  WHERE is_key_digest(p_token) AND k.key_sha256 = key_sha256_of(p_token)
                     AND (k.expires_at IS NULL OR k.expires_at > now())
                     AND (k.last_used_at IS NULL OR k.last_used_at <= now() - interval '1 minute')
                     FOR NO KEY UPDATE SKIP LOCKED)

@@ -117,14 +117,23 @@ def bearer_digest(credential: str) -> bytes | None:
     if is_token(credential):
         return token_digest(credential)
     if is_api_key(credential):
-        return b"k" + api_key_sha256(credential)
+        return KEY_DIGEST_MARK + api_key_sha256(credential)
     return None
+
+
+# What bearer_digest puts before an API key's SHA-256 (the database's
+# is_key_digest and key_sha256_of read it so).
+KEY_DIGEST_MARK = b"k"
+
+
+def is_key_digest(digest: bytes) -> bool:
+    return len(digest) == 33 and digest[:1] == KEY_DIGEST_MARK
 
 
 def touch_due(digest: bytes) -> bool:
     """True when the credential is an API key that this process has not
     refreshed (touched) in the last TOUCH_SECONDS."""
-    if len(digest) != 33:
+    if not is_key_digest(digest):
         return False
     last = _touched.get(digest)
     return last is None or time.monotonic() - last >= TOUCH_SECONDS

@@ -136,6 +136,12 @@ def local_pgdata() -> Path:
     return base / "delivery-api" / f"{project.name}-{tag}" / "pgdata"
 
 
+def local_webhook_key_file(pgdata: Path) -> Path:
+    """Where local runs on the data folder pgdata keep their webhook signing
+    key: beside it (tools/serve.py makes it, `tools.devdb clean` deletes it)."""
+    return pgdata.parent / (pgdata.name + ".webhook-key")
+
+
 def local_database_dsn() -> str | None:
     """The DSN of the embedded server `make run` started for this checkout
     (read from its postmaster.pid: socket folder and port), or None when it

@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
         if _running_url() is not None:
             start_embedded(pgdata, keep=True).cleanup()  # stops it (the data stays)
         shutil.rmtree(pgdata, ignore_errors=True)
-        (pgdata.parent / (pgdata.name + ".webhook-key")).unlink(missing_ok=True)
+        config.local_webhook_key_file(pgdata).unlink(missing_ok=True)
         # The folder of the default layout, once empty; never one the user named.
         if not os.environ.get("DELIVERY_PGDATA"):
             try:

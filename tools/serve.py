@@ -66,8 +66,7 @@ def main() -> int:
 def _local_key(folder: Path) -> str:
     """The webhook signing key of local runs on this data folder (kept beside
     it, made on first use)."""
-    folder = Path(folder)
-    path = folder.parent / (folder.name + ".webhook-key")
+    path = config.local_webhook_key_file(Path(folder))
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(32))

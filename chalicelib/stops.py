@@ -4,8 +4,8 @@ each 400 naming the field by its path ("dropoff.address.country: ...").
 
 Python judges every value a request sets (types, lengths, the country code,
 the phone number, coordinates, windows against the clock) and hands the
-database the values: a new delivery's stops as rows of their columns
-(`row`), a patch as normalised JSON (`to_json`); the database merges a patch
+database the values: a new delivery's stops as composite values of their
+columns (`row`), a patch as normalised JSON (`to_json`); the database merges a patch
 with what is stored and checks what only the whole result can tell (a required
 field missing, a window's order, the dropoff window against the pickup's).
 

@@ -621,20 +621,25 @@ BEGIN
                            AND p_delivered_at IS NULL
         ELSE p_picked_up_at IS NULL AND p_delivered_at IS NULL END;
 END $f$;
--- Haversine on a sphere of 6,371,008.8 m (the mean Earth radius), whole
--- metres; NULL unless both locations are known.
+-- Great-circle distance in metres: haversine on a sphere of 6,371,008.8 m (the
+-- mean Earth radius), unrounded; NULL when a coordinate is. Plain SQL, inlined
+-- where it is called (delivery_eta, stops_distance_m).
+CREATE OR REPLACE FUNCTION great_circle_m(p_lat1 numeric, p_lng1 numeric, p_lat2 numeric,
+                                          p_lng2 numeric) RETURNS double precision
+LANGUAGE sql IMMUTABLE AS $f$
+    SELECT CASE WHEN num_nulls(p_lat1, p_lng1, p_lat2, p_lng2) = 0  -- least() skips a NULL
+        THEN 2 * 6371008.8 * asin(least(1, sqrt(
+            sin(radians((p_lat2 - p_lat1)::float8) / 2) ^ 2
+            + cos(radians(p_lat1::float8)) * cos(radians(p_lat2::float8))
+              * sin(radians((p_lng2 - p_lng1)::float8) / 2) ^ 2))) END
+$f$;
+-- distance_m: whole metres, NULL unless both locations are known.
 CREATE OR REPLACE FUNCTION stops_distance_m(p_lat1 numeric, p_lng1 numeric, p_lat2 numeric,
                                             p_lng2 numeric)
 RETURNS integer
 LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$
 BEGIN
-    IF num_nulls(p_lat1, p_lng1, p_lat2, p_lng2) > 0 THEN
-        RETURN NULL;
-    END IF;
-    RETURN round(2 * 6371008.8 * asin(least(1, sqrt(
-        sin(radians((p_lat2 - p_lat1)::float8) / 2) ^ 2
-        + cos(radians(p_lat1::float8)) * cos(radians(p_lat2::float8))
-          * sin(radians((p_lng2 - p_lng1)::float8) / 2) ^ 2))))::integer;
+    RETURN round(great_circle_m(p_lat1, p_lng1, p_lat2, p_lng2))::integer;
 END $f$;
 LOCK TABLE deliveries IN ACCESS EXCLUSIVE MODE;
 -- One rewrite of the table computes the new column and checks every row.
@@ -826,17 +831,7 @@ LANGUAGE sql STABLE AS $$
                             '}') END
 $$;
 
--- Great-circle distance in metres (haversine on a sphere of 6,371,008.8 m,
--- as distance_m), unrounded; NULL when a coordinate is.
-CREATE OR REPLACE FUNCTION great_circle_m(p_lat1 numeric, p_lng1 numeric, p_lat2 numeric,
-                                          p_lng2 numeric) RETURNS double precision
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN num_nulls(p_lat1, p_lng1, p_lat2, p_lng2) = 0  -- least() skips a NULL
-        THEN 2 * 6371008.8 * asin(least(1, sqrt(
-            sin(radians((p_lat2 - p_lat1)::float8) / 2) ^ 2
-            + cos(radians(p_lat1::float8)) * cos(radians(p_lat2::float8))
-              * sin(radians((p_lng2 - p_lng1)::float8) / 2) ^ 2))) END
-$$;
+-- great_circle_m (the haversine of distance_m and the ETA): schema step 12.
 
 -- A vehicle's speed for the ETA, in metres per second (km/h / 3.6).
 CREATE OR REPLACE FUNCTION vehicle_speed(p_vehicle text) RETURNS double precision
